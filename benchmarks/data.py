@@ -1,0 +1,326 @@
+"""The base datamodule and the whole-tensor batch loader every dataset shares.
+
+A dataset subclasses `MathDataModule`, declares typed constructor parameters (checked by
+the registry, validated in `__init__`), and implements three methods:
+
+    generate()        -> {split: {array name: tensor}}   raw data, deterministic
+    build_spec()      -> DatasetSpec                     what models may know
+    make_view(raw, m) -> inputs for view m               tensor / dict / graph store
+
+The base class caches `generate()` on disk under name, version and parameters, hashes the
+content, and serves each split through `TensorBatches`: a seeded permutation sliced into
+batches, indexing whole tensors (no per-sample `__getitem__`, no `default_collate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+
+from .contract import DatasetSpec, Modality, TaskType
+from .errors import UserError
+
+SPLITS = ("train", "val", "test", "ood_test")
+
+
+def cache_dir() -> Path:
+    """Where generated datasets are cached ($MLWM_CACHE, else ~/.cache/mlwm-bench)."""
+    return Path(os.environ.get("MLWM_CACHE", Path.home() / ".cache" / "mlwm-bench"))
+
+
+# -- parameter validation helpers for datamodule constructors -------------------------
+def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,
+                dataset: str = "") -> None:
+    """One-line UserError naming the parameter and its accepted range."""
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        where = f"dataset {dataset!r}: " if dataset else ""
+        raise UserError(f"{where}parameter {name}={value!r} is out of range; "
+                        f"accepted: {lo_s} <= {name} <= {hi_s}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[Any, ...], dataset: str = "") -> None:
+    if value not in choices:
+        where = f"dataset {dataset!r}: " if dataset else ""
+        raise UserError(f"{where}parameter {name}={value!r} is not accepted; "
+                        f"choose one of {', '.join(map(repr, choices))}")
+
+
+# -- batching ---------------------------------------------------------------------------
+def num_rows(inputs: Any) -> int:
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    if isinstance(inputs, Mapping):
+        return num_rows(next(iter(inputs.values())))
+    return len(inputs)
+
+
+def take_rows(inputs: Any, idx: torch.Tensor | slice) -> Any:
+    """Rows `idx` of a tensor, of each tensor in a dict, or of a store with `.take`."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[idx]
+    if isinstance(inputs, Mapping):
+        return {k: take_rows(v, idx) for k, v in inputs.items()}
+    if isinstance(idx, slice):
+        idx = torch.arange(num_rows(inputs))[idx]
+    return inputs.take(idx)
+
+
+class TensorBatches:
+    """An epoch-seeded iterable of (inputs, target) batches over in-memory data.
+
+    Each pass draws a fresh permutation from a generator seeded by (seed, epoch), so a
+    run is reproducible and resuming at epoch k gives the same batches. Under
+    torch.distributed each rank takes a strided shard of the permutation without
+    padding, so that evaluation counts every sample exactly once.
+    """
+
+    def __init__(self, inputs: Any, target: torch.Tensor, batch_size: int, shuffle: bool,
+                 seed: int = 0, drop_last: bool = False) -> None:
+        self.inputs, self.target = inputs, target
+        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.n = num_rows(inputs)
+
+    def _shard(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _local_rows(self) -> int:
+        rank, world = self._shard()
+        return len(range(rank, self.n, world))
+
+    def __len__(self) -> int:
+        rows = self._local_rows()
+        if self.drop_last and rows >= self.batch_size:
+            return rows // self.batch_size
+        return max(1, math.ceil(rows / self.batch_size))
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        rank, world = self._shard()
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = None
+        self.epoch += 1
+        if world > 1:
+            base = order if order is not None else torch.arange(self.n)
+            order = base[rank::world]
+        rows = self.n if order is None else len(order)
+        stop = rows - rows % self.batch_size if self.drop_last and rows >= self.batch_size else rows
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, rows)
+            idx: Any = slice(start, end) if order is None else order[start:end]
+            yield take_rows(self.inputs, idx), self.target[idx]
+
+
+# -- the base datamodule ----------------------------------------------------------------
+def _hash_tensors(raw: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
+    h = hashlib.sha256()
+    for split in sorted(raw):
+        for key in sorted(raw[split]):
+            t = raw[split][key].detach().cpu().contiguous()
+            h.update(f"{split}/{key}/{t.dtype}/{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _param_slug(params: Mapping[str, Any]) -> str:
+    text = ",".join(f"{k}={params[k]}" for k in sorted(params))
+    slug = re.sub(r"[^A-Za-z0-9=,._-]", "", text)[:80]
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{slug}-{digest[:10]}"
+
+
+class MathDataModule(L.LightningDataModule):
+    """Base of every dataset: deterministic generation, disk cache, hash, views, loaders."""
+
+    name: ClassVar[str] = ""          # set by @register_dataset
+    version: ClassVar[str] = "1"      # bump whenever the generated data would change
+    smoke_params: ClassVar[dict[str, Any]] = {}  # a small instance for tests and smoke runs
+    unique_inputs: ClassVar[bool] = True  # the splits share no identical input row
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._raw: dict[str, dict[str, torch.Tensor]] | None = None
+        self._views: dict[tuple[str, Modality], Any] = {}
+        self._spec: DatasetSpec | None = None
+        self.content_hash = ""
+        self.view: Modality | None = None
+        self.batch_size = 256
+        self.eval_batch_size = 4096
+        self.loader_seed = 0
+
+    # -- to implement ----------------------------------------------------------------
+    def generate(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Raw data per split ({"train": {"x": ..., "y": ...}, ...}); deterministic."""
+        raise NotImplementedError
+
+    def build_spec(self) -> DatasetSpec:
+        raise NotImplementedError
+
+    def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> Any:
+        """Inputs of one split in one view (see the layouts in benchmarks.contract)."""
+        raise NotImplementedError
+
+    def make_target(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
+        return raw["y"]
+
+    # -- identity ----------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.hparams)
+
+    @property
+    def cache_path(self) -> Path:
+        return cache_dir() / f"{self.name}-v{self.version}-{_param_slug(self.params)}.pt"
+
+    # -- Lightning hooks ---------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self._load_or_generate()
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load_or_generate()
+
+    def _load_or_generate(self) -> None:
+        if self._raw is not None:
+            return
+        path = self.cache_path
+        if path.is_file():
+            try:
+                blob = torch.load(path, weights_only=True)
+                self._raw, self.content_hash = blob["raw"], blob["content_hash"]
+                return
+            except Exception:  # a torn or stale cache file is regenerated, never trusted
+                path.unlink(missing_ok=True)
+        raw = self.generate()
+        unknown = set(raw) - set(SPLITS)
+        if unknown or not {"train", "val", "test"} <= set(raw):
+            raise RuntimeError(f"{self.name}.generate() must return train/val/test "
+                               f"(and optionally ood_test), got {sorted(raw)}")
+        self._raw = {s: {k: v.contiguous() for k, v in d.items()} for s, d in raw.items()}
+        self.content_hash = _hash_tensors(self._raw)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"raw": self._raw, "content_hash": self.content_hash}, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache only costs regeneration
+
+    # -- what the harness reads ----------------------------------------------------------
+    @property
+    def spec(self) -> DatasetSpec:
+        """Built from the parameters alone (no generation), so planning a suite is cheap."""
+        if self._spec is None:
+            self._spec = self.build_spec()
+        return self._spec
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        self._load_or_generate()
+        return tuple(s for s in SPLITS if s in self._raw)
+
+    def split_size(self, split: str) -> int:
+        return num_rows(self.make_target(self._raw_split(split)))
+
+    def _raw_split(self, split: str) -> dict[str, torch.Tensor]:
+        self._load_or_generate()
+        if split not in self._raw:
+            raise KeyError(f"dataset {self.name!r} has no {split!r} split")
+        return self._raw[split]
+
+    def inputs(self, split: str, modality: Modality | str | None = None) -> Any:
+        m = Modality(modality) if modality is not None else (self.view or self.spec.native_modality)
+        key = (split, m)
+        if key not in self._views:
+            self.spec.view_spec(m)  # a clear error for a view the dataset lacks
+            self._views[key] = self.make_view(self._raw_split(split), m)
+        return self._views[key]
+
+    def target(self, split: str) -> torch.Tensor:
+        return self.make_target(self._raw_split(split))
+
+    def arrays(self, split: str, modality: Modality | str = Modality.VECTOR) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) as numpy for fitted models (scikit-learn, symbolic regression)."""
+        x = self.inputs(split, modality)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self.name}: the {modality} view is not a single tensor")
+        return x.reshape(len(x), -1).float().numpy(), self.target(split).numpy()
+
+    def target_stats(self) -> tuple[float, float]:
+        """Mean and std of the training targets (regression targets are standardised)."""
+        y = self.target("train").float()
+        return float(y.mean()), float(y.std()) if y.numel() > 1 else 1.0
+
+    def configure(self, view: Modality | str | None = None, batch_size: int | None = None,
+                  seed: int | None = None, eval_batch_size: int | None = None) -> MathDataModule:
+        """Choose the view and batching for the next run (the runner calls this)."""
+        if view is not None:
+            self.view = Modality(view)
+        if batch_size is not None:
+            self.batch_size = batch_size
+        if eval_batch_size is not None:
+            self.eval_batch_size = eval_batch_size
+        if seed is not None:
+            self.loader_seed = seed
+        return self
+
+    def loader(self, split: str, shuffle: bool = False) -> TensorBatches:
+        bs = self.batch_size if shuffle else self.eval_batch_size
+        return TensorBatches(self.inputs(split), self.target(split), bs, shuffle,
+                             seed=self.loader_seed)
+
+    def train_dataloader(self) -> TensorBatches:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self.loader("val")
+
+    def test_dataloader(self) -> TensorBatches:
+        return self.loader("test")
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    def rng(self, *salt: int) -> np.random.Generator:
+        """The data generator: seeded by the dataset's data_seed (fixed per version)."""
+        return np.random.default_rng([int(self.params.get("data_seed", 0)), *salt])
+
+
+def split_counts(total_needed: Mapping[str, int]) -> dict[str, slice]:
+    """Consecutive slices for split sizes given in order ({"train": 100, ...})."""
+    out, start = {}, 0
+    for split, n in total_needed.items():
+        out[split] = slice(start, start + n)
+        start += n
+    return out
+
+
+def majority_rate(target: torch.Tensor, task: TaskType) -> float:
+    """Share of the most common class (binary/multiclass), for dataset summaries."""
+    if task is TaskType.BINARY:
+        p = float(target.float().mean())
+        return max(p, 1 - p)
+    if task is TaskType.MULTICLASS:
+        return float(torch.bincount(target.long()).max()) / len(target)
+    raise ValueError("majority_rate is defined for binary and multiclass tasks")
+
+
+def first_occurrences(rows: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row, in their original order."""
+    flat = np.ascontiguousarray(rows.reshape(len(rows), -1))
+    _, idx = np.unique(flat, axis=0, return_index=True)
+    return np.sort(idx)

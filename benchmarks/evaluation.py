@@ -1,0 +1,76 @@
+"""Loss and metrics per task type: the one evaluation that neural and fitted models share.
+
+Model outputs are raw: logits for classification (binary (B,) or (B, 1), multiclass and
+multilabel (B, K)), values for regression. Probabilities are formed here, never by
+torchmetrics' guess (it applies a sigmoid only when a value falls outside [0, 1]).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryF1Score,
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MultilabelAccuracy,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+)
+
+from .contract import TASK_METRICS, DatasetSpec, TaskType
+
+
+def build_metrics(spec: DatasetSpec) -> MetricCollection:
+    """The torchmetrics of a task, keyed by the names in contract.TASK_METRICS."""
+    k = spec.num_outputs
+    made = {
+        TaskType.BINARY: lambda: {"acc": BinaryAccuracy(), "f1": BinaryF1Score()},
+        TaskType.MULTICLASS: lambda: {
+            "acc": MulticlassAccuracy(k, average="micro"),
+            "f1_macro": MulticlassF1Score(k, average="macro")},
+        TaskType.MULTILABEL: lambda: {
+            "exact_match": MultilabelExactMatch(k), "bit_acc": MultilabelAccuracy(k, average="micro"),
+            "f1_macro": MultilabelF1Score(k, average="macro")},
+        TaskType.REGRESSION: lambda: {
+            "r2": R2Score(multioutput="uniform_average"), "mse": MeanSquaredError(),
+            "mae": MeanAbsoluteError()},
+    }[spec.task]()
+    assert tuple(made) == TASK_METRICS[spec.task]
+    return MetricCollection(made)
+
+
+def shape_outputs(outputs: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
+    """Bring model outputs to the target's layout ((B, 1) becomes (B,) when K = 1)."""
+    if spec.task in (TaskType.BINARY, TaskType.REGRESSION) and spec.num_outputs == 1:
+        return outputs.reshape(-1)
+    return outputs.reshape(outputs.shape[0], spec.num_outputs)
+
+
+def task_loss(outputs: torch.Tensor, target: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
+    """The training loss of a task on shaped outputs (regression on standardised targets)."""
+    if spec.task is TaskType.MULTICLASS:
+        return F.cross_entropy(outputs, target.long())
+    if spec.task is TaskType.REGRESSION:
+        return F.mse_loss(outputs, target.float())
+    return F.binary_cross_entropy_with_logits(outputs, target.float())
+
+
+def metric_inputs(outputs: torch.Tensor, target: torch.Tensor,
+                  spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(preds, target) as the task's torchmetrics expect them."""
+    if spec.task in (TaskType.BINARY, TaskType.MULTILABEL):
+        return torch.sigmoid(outputs.float()), target.long()
+    if spec.task is TaskType.MULTICLASS:
+        return outputs.float(), target.long()
+    return outputs.float(), target.float()
+
+
+def evaluate_outputs(outputs: torch.Tensor, target: torch.Tensor,
+                     spec: DatasetSpec) -> dict[str, float]:
+    """All metrics of the task on a whole split at once (fitted models, baselines)."""
+    metrics = build_metrics(spec)
+    metrics.update(*metric_inputs(shape_outputs(torch.as_tensor(outputs), spec), target, spec))
+    return {k: float(v) for k, v in metrics.compute().items()}

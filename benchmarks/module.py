@@ -1,0 +1,105 @@
+"""The shared LightningModule: loss, optimiser and metrics for every (dataset, model) pair.
+
+The backbone is a plain nn.Module from a model factory; everything task-specific comes
+from the DatasetSpec. Logged keys: `train/loss`, `val/<metric>`, `test/<metric>` (and
+`ood_test/<metric>`). The loss is summed on the device and logged once per epoch, not per
+step; a non-finite epoch loss stops the run with `Diverged`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from .contract import DatasetSpec, TaskType
+from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def call_backbone(backbone: nn.Module, inputs: Any) -> torch.Tensor:
+    """Dict inputs (sets) are passed as keyword arguments, anything else as one argument."""
+    return backbone(**inputs) if isinstance(inputs, dict) else backbone(inputs)
+
+
+class BenchModule(L.LightningModule):
+    def __init__(self, backbone: nn.Module, spec: DatasetSpec, lr: float = 1e-3,
+                 weight_decay: float = 0.0, optimizer: str = "adamw",
+                 target_mean: float = 0.0, target_std: float = 1.0,
+                 eval_splits: tuple[str, ...] = ("test",)) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "spec"])
+        self.backbone, self.spec = backbone, spec
+        self.regression = spec.task is TaskType.REGRESSION
+        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
+        self.register_buffer("target_std", torch.tensor(float(target_std) or 1.0))
+        self.val_metrics = build_metrics(spec)
+        self.eval_splits = tuple(eval_splits)
+        self.test_metrics = nn.ModuleDict({s: build_metrics(spec) for s in self.eval_splits})
+        self._loss_sum = torch.zeros(())
+        self._loss_steps = 0
+        self._tested: set[str] = set()
+        self.history: list[dict[str, float]] = []  # one row per epoch: learning curves
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        """Outputs in target units (regression de-standardised)."""
+        out = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
+        return out * self.target_std + self.target_mean if self.regression else out
+
+    def training_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        inputs, target = batch
+        out = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
+        if self.regression:
+            target = (target - self.target_mean) / self.target_std
+        loss = task_loss(out, target, self.spec)
+        self._loss_sum = self._loss_sum.to(loss.device) + loss.detach()
+        self._loss_steps += 1
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        mean = self._loss_sum / max(self._loss_steps, 1)
+        self._loss_sum, self._loss_steps = torch.zeros((), device=mean.device), 0
+        if not torch.isfinite(mean):
+            raise Diverged(f"training loss became {float(mean)} at epoch {self.current_epoch}")
+        self.log("train/loss", mean, on_epoch=True, sync_dist=True)
+        row = {"epoch": self.current_epoch, "train/loss": round(float(mean), 6)}
+        row.update({k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items()
+                    if k.startswith("val/")})
+        self.history.append(row)
+
+    def _update(self, metrics: Any, batch: tuple[Any, torch.Tensor]) -> None:
+        inputs, target = batch
+        metrics.update(*metric_inputs(self(inputs), target, self.spec))
+
+    def validation_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> None:
+        self._update(self.val_metrics, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict({f"val/{k}": v for k, v in values.items()}, sync_dist=False)
+
+    def test_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int,
+                  dataloader_idx: int = 0) -> None:
+        split = self.eval_splits[dataloader_idx]
+        self._tested.add(split)
+        self._update(self.test_metrics[split], batch)
+
+    def on_test_epoch_end(self) -> None:
+        for split in sorted(self._tested):
+            metrics = self.test_metrics[split]
+            values = metrics.compute()
+            metrics.reset()
+            self.log_dict({f"{split}/{k}": v for k, v in values.items()},
+                          add_dataloader_idx=False)
+        self._tested.clear()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        opt = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam,
+               "sgd": torch.optim.SGD}[self.hparams.optimizer]
+        return opt(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

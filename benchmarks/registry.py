@@ -1,0 +1,338 @@
+"""Named registries of datasets and models (after timm's `_registry.py`).
+
+    @register_dataset("parity")                 # a LightningDataModule subclass
+    class Parity(MathDataModule): ...
+
+    @register_model("mlp", modalities=("vector",))   # a factory: spec + typed hparams
+    def mlp(spec, hidden: int = 256, depth: int = 3) -> nn.Module: ...
+
+Registration happens by importing the plugin packages (`datamodules`, `models`), the
+`mlwm.plugins` entry points of installed distributions, and `--plugin file.py` files,
+all on first use. A name registered twice is an error; an unknown name is an error
+that lists the closest matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .contract import Modality
+from .errors import UserError
+
+PLUGIN_PACKAGES = ("datamodules", "models")
+ENTRY_POINT_GROUP = "mlwm.plugins"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed constructor or factory argument, read from a signature."""
+
+    name: str
+    annotation: Any
+    default: Any
+    required: bool
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    cls: type
+    description: str
+    params: tuple[Param, ...]
+    module: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    factory: Callable[..., Any]
+    modalities: tuple[Modality, ...]
+    description: str
+    params: tuple[Param, ...]
+    module: str
+    kind: str = "neural"              # "neural" (nn.Module) or "fitted" (fit/predict)
+    baseline: bool = False            # shown as the baseline row of each dataset
+    requires: tuple[str, ...] = ()    # importable modules it needs (optional extras)
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def unavailable_reason(self) -> str | None:
+        """Why the model cannot run here (a missing optional dependency), or None."""
+        for mod in self.requires:
+            if importlib.util.find_spec(mod) is None:
+                return f"needs the optional package {mod!r} (pip install 'mlwm-bench[all]')"
+        return None
+
+
+_DATASETS: dict[str, DatasetEntry] = {}
+_MODELS: dict[str, ModelEntry] = {}
+_loaded = False
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _signature_params(fn: Callable[..., Any], skip: int) -> tuple[Param, ...]:
+    """Typed keyword arguments of a factory (skipping `skip` leading positionals)."""
+    sig = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolved forward references: fall back to raw annotations
+        hints = {}
+    out = []
+    for i, p in enumerate(sig.parameters.values()):
+        if i < skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        ann = hints.get(p.name, p.annotation)
+        out.append(Param(p.name, ann, p.default, p.default is inspect.Parameter.empty))
+    return tuple(out)
+
+
+def _check_new(kind: str, name: str, table: dict[str, Any], module: str) -> None:
+    if name in table:
+        raise ValueError(f"{kind} {name!r} is registered twice "
+                         f"(in {table[name].module} and in {module}); pick another name")
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"{kind} name {name!r}: use letters, digits, '_' and '-'")
+
+
+def register_dataset(name: str) -> Callable[[type], type]:
+    """Class decorator: register a LightningDataModule subclass under `name`."""
+
+    def wrap(cls: type) -> type:
+        _check_new("dataset", name, _DATASETS, cls.__module__)
+        cls.name = name
+        _DATASETS[name] = DatasetEntry(name, cls, _first_doc_line(cls),
+                                       _signature_params(cls.__init__, skip=1), cls.__module__)
+        return cls
+
+    return wrap
+
+
+def register_model(
+    name: str,
+    *,
+    modalities: Iterable[str | Modality],
+    kind: str = "neural",
+    baseline: bool = False,
+    requires: Iterable[str] = (),
+    tags: Iterable[str] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register a model factory `factory(spec, **hparams)` under `name`.
+
+    modalities: the views the model accepts, in order of preference.
+    kind: "neural" returns an nn.Module trained by the common Trainer; "fitted" returns
+    an object with fit(x, y) / predict(x) on the vector view (scikit-learn, symbolic
+    regression, baselines), scored by the same evaluation.
+    """
+    mods = tuple(Modality(m) for m in modalities)
+    if kind not in ("neural", "fitted"):
+        raise ValueError(f"model {name!r}: kind must be 'neural' or 'fitted', got {kind!r}")
+
+    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+        _check_new("model", name, _MODELS, factory.__module__)
+        if not mods:
+            raise ValueError(f"model {name!r}: declare at least one accepted modality")
+        _MODELS[name] = ModelEntry(name, factory, mods, _first_doc_line(factory),
+                                   _signature_params(factory, skip=1), factory.__module__,
+                                   kind, baseline, tuple(requires), tuple(tags))
+        return factory
+
+    return wrap
+
+
+# -- loading plugins -------------------------------------------------------------------
+def load_plugins(extra_files: Iterable[str | Path] = ()) -> None:
+    """Import the built-in plugin packages and entry points (once), then plugin files."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for pkg_name in PLUGIN_PACKAGES:
+            pkg = importlib.import_module(pkg_name)
+            for info in pkgutil.iter_modules(pkg.__path__):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{pkg_name}.{info.name}")
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception as exc:  # one broken plugin must not take the suite down
+                print(f"mlwm: warning: plugin entry point {ep.name!r} failed to load: {exc}",
+                      file=sys.stderr)
+    for path in extra_files:
+        load_plugin_file(path)
+
+
+_plugin_files: dict[Path, types.ModuleType] = {}
+
+
+def load_plugin_file(path: str | Path) -> types.ModuleType:
+    """Import a user's plugin file (`--plugin my_model.py`) so that it registers itself."""
+    path = Path(path).expanduser().resolve()
+    if path in _plugin_files:
+        return _plugin_files[path]
+    if not path.is_file():
+        raise UserError(f"plugin file {path} does not exist; pass the path of a .py file")
+    mod_name = f"mlwm_plugin_{path.stem}_{abs(hash(path)) % 10**8}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"plugin file {path} is not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[mod_name]
+        raise UserError(f"plugin file {path} failed to import: "
+                        f"{type(exc).__name__}: {exc}") from exc
+    _plugin_files[path] = module
+    return module
+
+
+# -- lookup ----------------------------------------------------------------------------
+def _unknown(kind: str, name: str, table: dict[str, Any]) -> UserError:
+    close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return UserError(f"unknown {kind} {name!r}{hint} (`mlwm list` shows all {len(table)})")
+
+
+def get_dataset_entry(name: str) -> DatasetEntry:
+    load_plugins()
+    if name not in _DATASETS:
+        raise _unknown("dataset", name, _DATASETS)
+    return _DATASETS[name]
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    load_plugins()
+    if name not in _MODELS:
+        raise _unknown("model", name, _MODELS)
+    return _MODELS[name]
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered dataset names matching a shell-style wildcard, sorted."""
+    load_plugins()
+    return sorted(n for n in _DATASETS if fnmatch.fnmatchcase(n, pattern))
+
+
+def list_models(pattern: str = "*", modality: str | Modality | None = None) -> list[str]:
+    """Registered model names matching a wildcard (and accepting `modality`), sorted."""
+    load_plugins()
+    names = [n for n in _MODELS if fnmatch.fnmatchcase(n, pattern)]
+    if modality is not None:
+        m = Modality(modality)
+        names = [n for n in names if m in _MODELS[n].modalities]
+    return sorted(names)
+
+
+# -- typed arguments -------------------------------------------------------------------
+def _type_name(ann: Any) -> str:
+    if typing.get_origin(ann) is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(ann))
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(ann))
+    return getattr(ann, "__name__", str(ann))
+
+
+def _coerce(value: Any, ann: Any) -> tuple[bool, Any]:
+    """(ok, value) for a value checked against a simple annotation."""
+    if ann is inspect.Parameter.empty or ann is Any:
+        return True, value
+    origin = typing.get_origin(ann)
+    if origin is typing.Literal:
+        return (value in typing.get_args(ann)), value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(ann):
+            ok, v = _coerce(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if ann is type(None):
+        return value is None, value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        return True, origin(value)
+    if ann is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if ann is int:
+        return (isinstance(value, int) and not isinstance(value, bool)), value
+    if isinstance(ann, type):
+        return isinstance(value, ann), value
+    return True, value
+
+
+def bind_params(kind: str, name: str, params: tuple[Param, ...],
+                given: dict[str, Any]) -> dict[str, Any]:
+    """Check user-given arguments against a typed signature; one clear line on error."""
+    known = {p.name: p for p in params}
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=2, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            accepted = ", ".join(known) or "none"
+            raise UserError(f"{kind} {name!r} has no parameter {key!r}{hint}; "
+                            f"it accepts: {accepted}")
+        ok, coerced = _coerce(value, known[key].annotation)
+        if not ok:
+            raise UserError(f"{kind} {name!r}: parameter {key!r} must be "
+                            f"{_type_name(known[key].annotation)}, got {value!r}")
+        out[key] = coerced
+    missing = [p.name for p in params if p.required and p.name not in out]
+    if missing:
+        raise UserError(f"{kind} {name!r} needs parameter(s) {', '.join(missing)}")
+    return out
+
+
+def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
+    return {p.name: p.default for p in params if not p.required}
+
+
+def create_dataset(name: str, **params: Any) -> Any:
+    """Instantiate a registered datamodule with checked parameters."""
+    entry = get_dataset_entry(name)
+    return entry.cls(**bind_params("dataset", name, entry.params, params))
+
+
+def create_model(name: str, spec: Any, **hparams: Any) -> Any:
+    """Build a registered model for a dataset spec (already narrowed to a view)."""
+    entry = get_model_entry(name)
+    if spec.modality not in entry.modalities:
+        accepted = ", ".join(m.value for m in entry.modalities)
+        raise UserError(f"model {name!r} accepts {accepted}, not the {spec.modality.value} "
+                        f"view of dataset {spec.name!r}")
+    return entry.factory(spec, **bind_params("model", name, entry.params, hparams))
+
+
+def all_dataset_entries() -> list[DatasetEntry]:
+    load_plugins()
+    return [_DATASETS[n] for n in sorted(_DATASETS)]
+
+
+def all_model_entries() -> list[ModelEntry]:
+    load_plugins()
+    return [_MODELS[n] for n in sorted(_MODELS)]
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove an entry (tests that register throw-away plugins clean up with this)."""
+    table = _DATASETS if kind == "dataset" else _MODELS
+    table.pop(name, None)

@@ -1,0 +1,310 @@
+"""The runner: expands a suite into cells, trains each through the common Trainer (or fits
+a fitted model), and writes one record per cell. A cell whose record already exists with
+the same configuration is not run again, so an interrupted suite resumes where it
+stopped; a failure in one cell becomes a `failed` record and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import registry
+from .contract import DatasetSpec, Modality, choose_view
+from .data import MathDataModule
+from .errors import UserError
+from .module import BenchModule, Diverged
+from .records import (
+    SCHEMA_VERSION,
+    config_hash,
+    environment,
+    read_record,
+    record_path,
+    write_json_atomic,
+)
+from .suite import DatasetConfig, ModelConfig, Suite
+from .trainer import BestWeights, TrainBudget, build_trainer
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and on what hardware cells run (not part of a cell's identity)."""
+
+    results_dir: Path = Path("results")
+    accelerator: str = "auto"     # Lightning accelerator: auto, cpu, gpu
+    devices: int | str = 1        # devices per cell (DDP when > 1)
+    strategy: str = "auto"
+    num_nodes: int = 1
+    retry_failed: bool = True     # rerun cells whose record says failed
+    force: bool = False           # rerun every cell, finished or not
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: str
+    dataset: DatasetConfig
+    model: ModelConfig
+    seed: int
+    budget: TrainBudget
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset.id} · {self.model.id} · seed {self.seed}"
+
+    def path(self, results_dir: Path) -> Path:
+        return record_path(results_dir, self.suite, self.dataset.id, self.model.id, self.seed)
+
+
+@dataclass
+class SuitePlan:
+    """Cells to run, and the (dataset, model) pairs left out with their reason."""
+
+    cells: list[Cell] = field(default_factory=list)
+    incompatible: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def cell_config(cell: Cell, dm: MathDataModule) -> dict[str, Any]:
+    """Everything that defines a cell's result; its hash decides whether to rerun."""
+    entry = registry.get_model_entry(cell.model.name)
+    hparams = {**registry.defaults(entry.params), **cell.model.hparams}
+    return {"dataset": {"name": dm.name, "version": dm.version, "params": dm.params},
+            "model": {"name": cell.model.name, "hparams": hparams},
+            "seed": cell.seed, "budget": cell.budget.to_dict()}
+
+
+def make_datamodule(cfg: DatasetConfig) -> MathDataModule:
+    return registry.create_dataset(cfg.name, **cfg.params)
+
+
+def incompatibility(spec: DatasetSpec, model_name: str) -> str | None:
+    entry = registry.get_model_entry(model_name)
+    if choose_view(spec, entry.modalities) is None:
+        return (f"model {model_name!r} accepts {', '.join(m.value for m in entry.modalities)}; "
+                f"dataset {spec.name!r} offers {', '.join(m.value for m in spec.modalities)}")
+    return None
+
+
+def plan_suite(suite: Suite) -> SuitePlan:
+    """All compatible cells of a suite, dataset-major so each dataset is generated once.
+    Datasets and models are checked (names, parameters) before anything trains."""
+    plan = SuitePlan()
+    for dcfg in suite.datasets:
+        spec = make_datamodule(dcfg).spec
+        for mcfg in suite.models:
+            registry.get_model_entry(mcfg.name)  # unknown names fail here, before training
+            if not mcfg.applies_to(dcfg.id):
+                continue
+            reason = incompatibility(spec, mcfg.name)
+            if reason:
+                plan.incompatible.append((dcfg.id, mcfg.id, reason))
+                continue
+            for seed in suite.seeds:
+                plan.cells.append(Cell(suite.name, dcfg, mcfg, seed, suite.budget))
+    return plan
+
+
+def finished_record(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict | None:
+    """The existing record of this exact cell configuration, if it need not run again."""
+    if options.force:
+        return None
+    path = cell.path(options.results_dir)
+    if not path.is_file():
+        return None
+    try:
+        rec = read_record(path)
+    except ValueError:
+        return None
+    if rec.get("config_hash") != config_hash(cell_config(cell, dm)):
+        return None
+    if rec["status"] == "failed" and options.retry_failed:
+        return None
+    return rec
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, cell: Cell,
+                  options: RunOptions) -> dict[str, Any]:
+    budget = cell.budget
+    mean, std = dm.target_stats() if spec.task.value == "regression" else (0.0, 1.0)
+    eval_splits = tuple(s for s in ("test", "ood_test") if s in dm.splits)
+    module = BenchModule(backbone, spec, lr=budget.lr, weight_decay=budget.weight_decay,
+                         optimizer=budget.optimizer, target_mean=mean, target_std=std,
+                         eval_splits=eval_splits)
+    monitor = f"val/{spec.metric}"
+    best = BestWeights(monitor, spec.higher_is_better)
+    trainer = build_trainer(budget, [best], accelerator=options.accelerator,
+                            devices=options.devices, strategy=options.strategy,
+                            num_nodes=options.num_nodes, monitor=monitor,
+                            higher_is_better=spec.higher_is_better)
+    t0 = time.perf_counter()
+    trainer.fit(module, train_dataloaders=dm.loader("train", shuffle=True),
+                val_dataloaders=dm.loader("val"))
+    train_s = time.perf_counter() - t0
+    best.restore(module)
+    t1 = time.perf_counter()
+    trainer.test(module, dataloaders=[dm.loader(s) for s in eval_splits], verbose=False)
+    eval_s = time.perf_counter() - t1
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics: dict[str, dict[str, float]] = {"val": best.best_metrics}
+    for split in eval_splits:
+        metrics[split] = {k.split("/", 1)[1]: v for k, v in logged.items()
+                          if k.startswith(f"{split}/")}
+    epochs = trainer.current_epoch
+    return {"metrics": metrics, "epochs": epochs, "best_epoch": best.best_epoch,
+            "train_s": train_s, "eval_s": eval_s,
+            "samples_per_s": dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
+            "history": module.history}
+
+
+def _fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, cell: Cell) -> dict[str, Any]:
+    from .evaluation import evaluate_outputs
+
+    view = spec.modality
+    x, y = dm.arrays("train", view)
+    t0 = time.perf_counter()
+    model.fit(x, y, seed=cell.seed)
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    metrics = {}
+    for split in dm.splits:
+        if split == "train":
+            continue
+        xs, _ = dm.arrays(split, view)
+        out = torch.as_tensor(model.predict(xs)).float()
+        metrics[split] = evaluate_outputs(out, dm.target(split), spec)
+    eval_s = time.perf_counter() - t1
+    return {"metrics": metrics, "epochs": 1, "best_epoch": 0, "train_s": train_s,
+            "eval_s": eval_s, "samples_per_s": len(x) / max(train_s, 1e-9), "history": [],
+            "details": model.describe() if hasattr(model, "describe") else {}}
+
+
+def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, Any]:
+    """Train and evaluate one cell; return its record (written atomically to disk)."""
+    import lightning as L
+
+    entry = registry.get_model_entry(cell.model.name)
+    spec_full = dm.spec
+    view = choose_view(spec_full, entry.modalities)
+    if view is None:
+        raise UserError(incompatibility(spec_full, cell.model.name) or "incompatible pair")
+    spec = spec_full.for_view(view)
+    hparams = {**registry.defaults(entry.params), **cell.model.hparams}
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "suite": cell.suite,
+        "dataset": {"id": cell.dataset.id, "name": dm.name, "version": dm.version,
+                    "params": dm.params, "content_hash": "", **_spec_fields(spec)},
+        "model": {"id": cell.model.id, "name": cell.model.name, "hparams": hparams,
+                  "kind": entry.kind, "baseline": entry.baseline, "n_params": None,
+                  "param_budget": None},
+        "seed": cell.seed, "budget": cell.budget.to_dict(),
+        "status": "ok", "reason": None, "metrics": {}, "epochs": 0, "best_epoch": None,
+        "time": {}, "samples_per_s": None, "history": [],
+        "config_hash": config_hash(cell_config(cell, dm)),
+        "environment": environment(options.accelerator), "created": _now(),
+    }
+    unavailable = entry.unavailable_reason()
+    t0 = time.perf_counter()
+    try:
+        if unavailable:
+            record.update(status="skipped", reason=unavailable)
+        else:
+            dm.prepare_data()
+            dm.setup("fit")
+            record["dataset"]["content_hash"] = dm.content_hash
+            record["dataset"]["sizes"] = {s: dm.split_size(s) for s in dm.splits}
+            dm.configure(view=view, batch_size=cell.budget.batch_size, seed=cell.seed)
+            L.seed_everything(cell.seed, workers=False, verbose=False)
+            model = registry.create_model(cell.model.name, spec, **cell.model.hparams)
+            if isinstance(model, nn.Module):
+                record["model"]["n_params"] = count_params(model)
+                out = _train_neural(model, dm, spec, cell, options)
+            else:
+                out = _fit_model(model, dm, spec, cell)
+                record["model"]["n_params"] = int(getattr(model, "n_params", 0) or 0)
+            record["model"]["details"] = out.pop("details", {})
+            record.update(metrics=out["metrics"], epochs=out["epochs"],
+                          best_epoch=out["best_epoch"], samples_per_s=out["samples_per_s"],
+                          history=out["history"])
+            record["time"] = {"train_s": out["train_s"], "eval_s": out["eval_s"]}
+    except UserError:
+        raise
+    except Diverged as exc:
+        record.update(status="failed", reason=f"diverged: {exc}")
+    except Exception as exc:  # any bug or failure in one cell must not lose the others
+        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                      traceback=traceback.format_exc(limit=8))
+    record["time"]["total_s"] = time.perf_counter() - t0
+    record = _finite(record)
+    write_json_atomic(cell.path(options.results_dir), record)
+    return record
+
+
+def _spec_fields(spec: DatasetSpec) -> dict[str, Any]:
+    s = spec.summary()
+    return {k: s[k] for k in ("task", "metric", "higher_is_better", "description", "view",
+                              "views", "num_outputs", "input_shape")} | {
+        "has_ood": spec.has_ood}
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and inf become None: records are strict JSON."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+ProgressFn = Callable[[str, Cell, int, int, dict[str, Any] | None], None]
+
+
+def iter_suite(suite: Suite, options: RunOptions,
+               progress: ProgressFn | None = None) -> Iterator[tuple[Cell, dict[str, Any], bool]]:
+    """Run a suite cell by cell, yielding (cell, record, was_run). `progress(event, cell,
+    index, total, record)` is called with event "start" before and "end" after a cell."""
+    plan = plan_suite(suite)
+    total = len(plan.cells)
+    dm_cache: dict[str, MathDataModule] = {}
+    for index, cell in enumerate(plan.cells):
+        if cell.dataset.id not in dm_cache:
+            dm_cache.clear()  # one dataset in memory at a time
+            dm_cache[cell.dataset.id] = make_datamodule(cell.dataset)
+        dm = dm_cache[cell.dataset.id]
+        done = finished_record(cell, dm, options)
+        if progress:
+            progress("start", cell, index, total, done)
+        if done is not None:
+            if progress:
+                progress("end", cell, index, total, done)
+            yield cell, done, False
+            continue
+        record = run_cell(cell, dm, options)
+        if progress:
+            progress("end", cell, index, total, record)
+        yield cell, record, True
+
+
+def primary_metric(record: dict[str, Any], split: str = "test") -> float | None:
+    return record.get("metrics", {}).get(split, {}).get(record["dataset"].get("metric", ""))
+
+
+def view_for(spec: DatasetSpec, model_name: str) -> Modality | None:
+    return choose_view(spec, registry.get_model_entry(model_name).modalities)

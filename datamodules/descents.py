@@ -1,0 +1,93 @@
+"""Descent sets of permutations (colab "Classifying descents in S_n"; Williamson 2024, 5.2).
+
+s a uniformly random permutation of {1..n}; label its descent set {i : s(i) > s(i+1)} as
+n-1 bits (multi-label). side=left takes the descents of the inverse (i+1 stands before
+i). The encoding (one-line values or the permutation matrix) is part of the identity,
+because it decides what is learnable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+
+from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
+from benchmarks.data import MathDataModule, check_range, first_occurrences, split_counts
+from benchmarks.errors import UserError
+from benchmarks.registry import register_dataset
+
+
+def descent_set(perms: np.ndarray, side: str = "right") -> np.ndarray:
+    """Descent indicator bits (rows of length n-1) of permutations in one-line notation.
+
+    perms: (N, n) with values 1..n. Right descent at i: s(i) > s(i+1). Left descent at
+    i: the right descent of the inverse, i.e. value i+1 stands before value i.
+    """
+    if side == "left":
+        perms = np.argsort(perms, axis=1) + 1  # one-line notation of the inverse
+    return (perms[:, :-1] > perms[:, 1:]).astype(np.uint8)
+
+
+def random_permutations(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    """`count` distinct uniformly random permutations of 1..n (rows, one-line notation)."""
+    out = np.zeros((0, n), dtype=np.int16)
+    while len(out) < count:
+        fresh = np.argsort(rng.random((count - len(out) + 16, n)), axis=1).astype(np.int16) + 1
+        out = np.concatenate([out, fresh])
+        out = out[first_occurrences(out)]
+    return out[:count]
+
+
+@register_dataset("descents")
+class Descents(MathDataModule):
+    """Descent set of a random permutation of S_n (multi-label, exact-set accuracy)."""
+
+    version = "1"
+    smoke_params = {"n": 7, "n_train": 256, "n_val": 64, "n_test": 64}
+
+    def __init__(self, n: int = 10, side: Literal["right", "left"] = "right",
+                 encoding: Literal["oneline", "matrix"] = "oneline", n_train: int = 20000,
+                 n_val: int = 2000, n_test: int = 5000, data_seed: int = 0) -> None:
+        super().__init__()
+        check_range("n", n, 3, 128, dataset="descents")
+        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+            check_range(key, value, 1, 10_000_000, dataset="descents")
+        total = n_train + n_val + n_test
+        if n <= 12 and total > math.factorial(n) // 2:
+            raise UserError(f"dataset 'descents': S_{n} has {math.factorial(n)} permutations; "
+                            f"n_train+n_val+n_test={total} must be at most half of them")
+        self.save_hyperparameters()
+
+    def generate(self) -> dict[str, dict[str, torch.Tensor]]:
+        p = self.params
+        sizes = {"train": p["n_train"], "val": p["n_val"], "test": p["n_test"]}
+        perms = random_permutations(self.rng(), p["n"], sum(sizes.values()))
+        y = descent_set(perms, p["side"])
+        return {s: {"perm": torch.from_numpy(perms[sl]),
+                    "y": torch.from_numpy(y[sl]).float()}
+                for s, sl in split_counts(sizes).items()}
+
+    def build_spec(self) -> DatasetSpec:
+        n, side, enc = self.params["n"], self.params["side"], self.params["encoding"]
+        if enc == "oneline":
+            views = (ViewSpec(Modality.SEQUENCE, (n,), vocab_size=n + 1),
+                     ViewSpec(Modality.VECTOR, (n,)))
+        else:
+            views = (ViewSpec(Modality.IMAGE, (1, n, n)), ViewSpec(Modality.VECTOR, (n * n,)))
+        return DatasetSpec(
+            name=self.name, version=self.version, task=TaskType.MULTILABEL, num_outputs=n - 1,
+            metric="exact_match", views=views, params=self.params,
+            description=f"{side} descent set of a permutation of S_{n}, {enc} encoding")
+
+    def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> torch.Tensor:
+        perm = raw["perm"].long()
+        n = perm.shape[1]
+        if modality is Modality.SEQUENCE:
+            return perm  # values 1..n are the tokens; 0 stays the padding token
+        if self.params["encoding"] == "oneline":
+            return perm.float() / n
+        matrix = torch.nn.functional.one_hot(perm - 1, n).float()  # row i has a 1 at s(i)
+        return matrix.unsqueeze(1) if modality is Modality.IMAGE else matrix.flatten(1)

@@ -1,0 +1,41 @@
+"""Multi-layer perceptron: the reference family, on any dataset through its vector view.
+
+Run: mlwm run --dataset parity --model mlp --seed 0
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from benchmarks.contract import DatasetSpec
+from benchmarks.registry import register_model
+
+
+class MLP(nn.Module):
+    def __init__(self, in_features: int, out_features: int, hidden: int, depth: int,
+                 dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = hidden
+        layers.append(nn.Linear(width, out_features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@register_model("mlp", modalities=("vector", "tabular"))
+def mlp(spec: DatasetSpec, hidden: int = 256, depth: int = 3, dropout: float = 0.0) -> nn.Module:
+    """MLP with ReLU on the flattened vector view (depth counts linear layers)."""
+    if depth < 1 or hidden < 1:
+        from benchmarks.errors import UserError
+
+        raise UserError(f"model 'mlp': depth and hidden must be >= 1, got {depth}, {hidden}")
+    return MLP(math.prod(spec.input_shape), spec.num_outputs, hidden, depth, dropout)
