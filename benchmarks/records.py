@@ -3,7 +3,7 @@
 A record holds everything needed to read, trust and rerun a cell: the dataset's name,
 version, parameters and content hash; the model's name, hyperparameters and parameter
 count; seed and training budget; metrics per split; times, throughput and status; the
-hardware and package versions. `schema.json` beside this file is its JSON Schema.
+hardware and package versions. `record_schema.json` beside this file is its JSON Schema.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
-SCHEMA_PATH = Path(__file__).with_name("record_schema.json")
+SCHEMA_PATH = Path(__file__).with_name("record_schema.json")  # JSON Schema of a record
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,21 +43,25 @@ def record_path(results_dir: str | Path, suite: str, dataset_id: str, model_id: 
             / safe_name(model_id) / f"seed{int(seed)}.json")
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`:
+    a reader (or a crash) sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=False, allow_nan=False, default=str)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False, default=str) + "\n")
 
 
 def read_record(path: str | Path) -> dict[str, Any]:

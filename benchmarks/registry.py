@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import Modality
+from .contract import Modality, TaskType
 from .errors import UserError
 
 PLUGIN_PACKAGES = ("datamodules", "models")
@@ -66,6 +66,8 @@ class ModelEntry:
     baseline: bool = False            # shown as the baseline row of each dataset
     requires: tuple[str, ...] = ()    # importable modules it needs (optional extras)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    width: str | None = None          # integer hparam scaled to meet a parameter budget
+    tasks: tuple[TaskType, ...] = tuple(TaskType)  # task types it applies to
 
     def unavailable_reason(self) -> str | None:
         """Why the model cannot run here (a missing optional dependency), or None."""
@@ -130,6 +132,8 @@ def register_model(
     baseline: bool = False,
     requires: Iterable[str] = (),
     tags: Iterable[str] = (),
+    width: str | None = None,
+    tasks: Iterable[str | TaskType] = tuple(TaskType),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register a model factory `factory(spec, **hparams)` under `name`.
 
@@ -137,8 +141,12 @@ def register_model(
     kind: "neural" returns an nn.Module trained by the common Trainer; "fitted" returns
     an object with fit(x, y) / predict(x) on the vector view (scikit-learn, symbolic
     regression, baselines), scored by the same evaluation.
+    requires: modules the model imports lazily; when one is missing its cells are skipped.
+    width: the integer hyperparameter the harness scales to meet a parameter budget.
+    tasks: the task types the model applies to (symbolic regression: regression only).
     """
     mods = tuple(Modality(m) for m in modalities)
+    task_types = tuple(TaskType(t) for t in tasks)
     if kind not in ("neural", "fitted"):
         raise ValueError(f"model {name!r}: kind must be 'neural' or 'fitted', got {kind!r}")
 
@@ -148,7 +156,11 @@ def register_model(
             raise ValueError(f"model {name!r}: declare at least one accepted modality")
         _MODELS[name] = ModelEntry(name, factory, mods, _first_doc_line(factory),
                                    _signature_params(factory, skip=1), factory.__module__,
-                                   kind, baseline, tuple(requires), tuple(tags))
+                                   kind, baseline, tuple(requires), tuple(tags), width,
+                                   task_types)
+        if width is not None and width not in {p.name for p in _MODELS[name].params}:
+            del _MODELS[name]
+            raise ValueError(f"model {name!r}: width={width!r} is not a parameter of its factory")
         return factory
 
     return wrap

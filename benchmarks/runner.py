@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import registry
+from .budget import fit_width
 from .contract import DatasetSpec, Modality, choose_view
 from .data import MathDataModule
 from .errors import UserError
@@ -75,7 +76,8 @@ def cell_config(cell: Cell, dm: MathDataModule) -> dict[str, Any]:
     entry = registry.get_model_entry(cell.model.name)
     hparams = {**registry.defaults(entry.params), **cell.model.hparams}
     return {"dataset": {"name": dm.name, "version": dm.version, "params": dm.params},
-            "model": {"name": cell.model.name, "hparams": hparams},
+            "model": {"name": cell.model.name, "hparams": hparams,
+                      "param_budget": cell.model.param_budget},
             "seed": cell.seed, "budget": cell.budget.to_dict()}
 
 
@@ -85,6 +87,9 @@ def make_datamodule(cfg: DatasetConfig) -> MathDataModule:
 
 def incompatibility(spec: DatasetSpec, model_name: str) -> str | None:
     entry = registry.get_model_entry(model_name)
+    if spec.task not in entry.tasks:
+        return (f"model {model_name!r} applies to {', '.join(t.value for t in entry.tasks)} "
+                f"tasks; dataset {spec.name!r} is {spec.task.value}")
     if choose_view(spec, entry.modalities) is None:
         return (f"model {model_name!r} accepts {', '.join(m.value for m in entry.modalities)}; "
                 f"dataset {spec.name!r} offers {', '.join(m.value for m in spec.modalities)}")
@@ -105,6 +110,10 @@ def plan_suite(suite: Suite) -> SuitePlan:
             if reason:
                 plan.incompatible.append((dcfg.id, mcfg.id, reason))
                 continue
+            if mcfg.param_budget is not None:  # an unreachable budget fails before training
+                entry = registry.get_model_entry(mcfg.name)
+                fit_width(mcfg.name, spec.for_view(choose_view(spec, entry.modalities)),
+                          mcfg.param_budget, dict(mcfg.hparams))
             for seed in suite.seeds:
                 plan.cells.append(Cell(suite.name, dcfg, mcfg, seed, suite.budget))
     return plan
@@ -198,14 +207,18 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
     if view is None:
         raise UserError(incompatibility(spec_full, cell.model.name) or "incompatible pair")
     spec = spec_full.for_view(view)
-    hparams = {**registry.defaults(entry.params), **cell.model.hparams}
+    given = dict(cell.model.hparams)
+    if cell.model.param_budget is not None:
+        width, _ = fit_width(cell.model.name, spec, cell.model.param_budget, given)
+        given[entry.width] = width
+    hparams = {**registry.defaults(entry.params), **given}
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "suite": cell.suite,
         "dataset": {"id": cell.dataset.id, "name": dm.name, "version": dm.version,
                     "params": dm.params, "content_hash": "", **_spec_fields(spec)},
         "model": {"id": cell.model.id, "name": cell.model.name, "hparams": hparams,
                   "kind": entry.kind, "baseline": entry.baseline, "n_params": None,
-                  "param_budget": None},
+                  "param_budget": cell.model.param_budget},
         "seed": cell.seed, "budget": cell.budget.to_dict(),
         "status": "ok", "reason": None, "metrics": {}, "epochs": 0, "best_epoch": None,
         "time": {}, "samples_per_s": None, "history": [],
@@ -224,7 +237,7 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
             record["dataset"]["sizes"] = {s: dm.split_size(s) for s in dm.splits}
             dm.configure(view=view, batch_size=cell.budget.batch_size, seed=cell.seed)
             L.seed_everything(cell.seed, workers=False, verbose=False)
-            model = registry.create_model(cell.model.name, spec, **cell.model.hparams)
+            model = registry.create_model(cell.model.name, spec, **given)
             if isinstance(model, nn.Module):
                 record["model"]["n_params"] = count_params(model)
                 out = _train_neural(model, dm, spec, cell, options)

@@ -15,6 +15,8 @@
     name = "mlp"
     hparams = { hidden = 128 }
     datasets = ["parity*"]               # optional wildcard filter
+    param_budgets = [10000, 100000]      # optional: one row per budget, width scaled
+                                         # (a top-level param_budgets applies to all)
 
 Every model runs on every dataset it is compatible with; the `majority` baseline is added
 unless `baseline = false`. Nothing in a suite is evaluated as code.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .budget import format_budget
 from .errors import UserError
 from .trainer import TrainBudget
 
@@ -49,6 +52,7 @@ class ModelConfig:
     name: str
     hparams: dict[str, Any] = field(default_factory=dict)
     datasets: tuple[str, ...] = ("*",)
+    param_budget: int | None = None   # scale the width hparam to this many parameters
 
     def applies_to(self, dataset_id: str) -> bool:
         return any(fnmatch.fnmatchcase(dataset_id, pat) for pat in self.datasets)
@@ -66,9 +70,10 @@ class Suite:
 
 
 _TOP_KEYS = {"description": str, "seeds": list, "budget": dict, "datasets": list,
-             "models": list, "baseline": bool}
+             "models": list, "baseline": bool, "param_budgets": list}
 _DATASET_KEYS = {"name": str, "id": str, "params": dict}
-_MODEL_KEYS = {"name": str, "id": str, "hparams": dict, "datasets": list}
+_MODEL_KEYS = {"name": str, "id": str, "hparams": dict, "datasets": list,
+               "param_budgets": list}
 
 
 def available_suites() -> list[str]:
@@ -99,13 +104,13 @@ def _check_table(where: str, table: dict[str, Any], schema: dict[str, type]) -> 
                             f"{', '.join(schema)}")
         expected = schema[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise UserError(f"{where}: key {key!r} must be a {_toml_type(expected)}, "
+            raise UserError(f"{where}: key {key!r} must be {_toml_type(expected)}, "
                             f"got {type(value).__name__} {value!r}")
 
 
 def _toml_type(t: type) -> str:
-    return {str: "string", list: "list", dict: "table", bool: "boolean", int: "integer",
-            float: "number"}.get(t, t.__name__)
+    return {str: "a string", list: "a list", dict: "a table", bool: "a boolean",
+            int: "an integer", float: "a number"}.get(t, t.__name__)
 
 
 def _budget(where: str, table: dict[str, Any]) -> TrainBudget:
@@ -121,7 +126,7 @@ def _budget(where: str, table: dict[str, Any]) -> TrainBudget:
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            raise UserError(f"{where}: budget key {key!r} must be a {_toml_type(want)}, "
+            raise UserError(f"{where}: budget key {key!r} must be {_toml_type(want)}, "
                             f"got {value!r}")
         values[key] = value
     budget = TrainBudget(**values)
@@ -137,6 +142,7 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
     """A Suite from parsed TOML, with one-line errors naming the file and key."""
     where = where or f"suite {name!r}"
     _check_table(where, data, _TOP_KEYS)
+    budget = _budget(where, data.get("budget", {}))
     seeds = data.get("seeds", [0])
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                             for s in seeds):
@@ -165,17 +171,22 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         pats = m.get("datasets", ["*"])
         if not all(isinstance(p, str) for p in pats):
             raise UserError(f"{w}: datasets must be a list of strings (wildcards allowed)")
-        cfg = ModelConfig(m.get("id", m["name"]), m["name"], dict(m.get("hparams", {})),
-                          tuple(pats))
-        if cfg.id in seen:
-            raise UserError(f"{w}: model id {cfg.id!r} appears twice; give each an `id`")
-        seen.add(cfg.id)
-        models.append(cfg)
+        budgets = m.get("param_budgets", data.get("param_budgets", [None]))
+        if not budgets or not all(b is None or (isinstance(b, int) and not isinstance(b, bool)
+                                                and b > 0) for b in budgets):
+            raise UserError(f"{w}: param_budgets must be a list of positive integers")
+        for b in budgets:
+            base = m.get("id", m["name"])
+            cfg = ModelConfig(base if b is None else f"{base}@{format_budget(b)}", m["name"],
+                              dict(m.get("hparams", {})), tuple(pats), b)
+            if cfg.id in seen:
+                raise UserError(f"{w}: model id {cfg.id!r} appears twice; give each an `id`")
+            seen.add(cfg.id)
+            models.append(cfg)
     if not datasets or not models:
         raise UserError(f"{where}: a suite needs at least one [[datasets]] and one [[models]]")
-    if data.get("baseline", True) and BASELINE_MODEL not in seen:
+    if data.get("baseline", True) and not any(m.name == BASELINE_MODEL for m in models):
         models.append(ModelConfig(BASELINE_MODEL, BASELINE_MODEL))
-    budget = _budget(where, data.get("budget", {}))
     return Suite(name, data.get("description", ""), tuple(seeds), budget, tuple(datasets),
                  tuple(models))
 

@@ -31,7 +31,7 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-@register_model("mlp", modalities=("vector", "tabular"))
+@register_model("mlp", modalities=("vector", "tabular"), width="hidden")
 def mlp(spec: DatasetSpec, hidden: int = 256, depth: int = 3, dropout: float = 0.0) -> nn.Module:
     """MLP with ReLU on the flattened vector view (depth counts linear layers)."""
     if depth < 1 or hidden < 1:

@@ -1,0 +1,298 @@
+"""The `mlwm` command line: list, run, benchmark, leaderboard, rerun.
+
+    mlwm list                                        registered datasets and models
+    mlwm run --dataset parity --model mlp --seed 0   one cell, prints its test metric
+    mlwm benchmark --suite default                   a suite, then its leaderboard
+    mlwm leaderboard --suite default                 rebuild the tables from the records
+
+Errors a user can cause print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
+    """key=value pairs; values are TOML literals (1, 0.5, true, "x", [1, 2]), else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{what} {item!r} is not key=value (for example n=20)")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    # not a terminal (CI, a log file): wide lines rather than 80-column wrapping
+    return console if console.is_terminal else Console(width=200)
+
+
+# -- list -------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from . import registry
+
+    console = _console()
+    ds = Table(title="Datasets", title_justify="left")
+    for col in ("name", "modality (views)", "task", "metric", "description"):
+        ds.add_column(col)
+    for entry in registry.all_dataset_entries():
+        if not registry.fnmatch.fnmatchcase(entry.name, args.datasets):
+            continue
+        try:
+            spec = entry.cls().spec
+            views = ", ".join(m.value for m in spec.modalities)
+            arrow = "↑" if spec.higher_is_better else "↓"
+            ds.add_row(entry.name, views, spec.task.value, f"{spec.metric} {arrow}",
+                       entry.description)
+        except UserError as exc:  # a dataset that needs a parameter (a directory, say)
+            ds.add_row(entry.name, "", "", "", f"{entry.description} ({exc})")
+    console.print(ds)
+    ms = Table(title="Models", title_justify="left")
+    for col in ("name", "accepts", "kind", "width", "available", "description"):
+        ms.add_column(col)
+    for entry in registry.all_model_entries():
+        if not registry.fnmatch.fnmatchcase(entry.name, args.models):
+            continue
+        why = entry.unavailable_reason()
+        kind = entry.kind + (" baseline" if entry.baseline else "")
+        ms.add_row(entry.name, ", ".join(m.value for m in entry.modalities), kind,
+                   entry.width or "", "yes" if why is None else f"no: {why}", entry.description)
+    console.print(ms)
+    return 0
+
+
+# -- run one cell ----------------------------------------------------------------------
+def _options(args: argparse.Namespace):
+    from .runner import RunOptions
+
+    results = Path(args.results)
+    check_writable(results)
+    return RunOptions(results_dir=results, accelerator=args.accelerator, devices=args.devices,
+                      strategy=args.strategy, num_nodes=args.num_nodes, force=args.force)
+
+
+def check_writable(results: Path) -> None:
+    """Fail before any training when results cannot be written (read-only, disk full)."""
+    import tempfile
+
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=results, prefix=".write-check-") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+    except OSError as exc:
+        raise UserError(f"results folder {results} is not writable ({exc.strerror or exc}); "
+                        "pass --results DIR with a writable folder") from exc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import Cell, make_datamodule, run_cell, view_for
+    from .suite import DatasetConfig, ModelConfig
+    from .trainer import TrainBudget
+
+    from . import registry
+
+    registry.get_dataset_entry(args.dataset)
+    registry.get_model_entry(args.model)
+    dcfg = DatasetConfig(args.dataset, args.dataset, parse_assignments(args.param, "--param"))
+    mcfg = ModelConfig(args.model, args.model, parse_assignments(args.hparam, "--hparam"))
+    budget_kw = {k: v for k, v in (("max_epochs", args.max_epochs), ("lr", args.lr),
+                                   ("batch_size", args.batch_size)) if v is not None}
+    cell = Cell("run", dcfg, mcfg, args.seed, TrainBudget(**budget_kw))
+    dm = make_datamodule(dcfg)
+    from .runner import incompatibility
+
+    reason = incompatibility(dm.spec, args.model)
+    if reason or view_for(dm.spec, args.model) is None:
+        raise UserError(f"cannot run this pair: {reason}")
+    record = run_cell(cell, dm, _options(args))
+    metric = record["dataset"]["metric"]
+    path = cell.path(Path(args.results))
+    if record["status"] != "ok":
+        print(f"{cell.label}: {record['status']}: {record['reason']}  (record: {path})")
+        return 1
+    test = record["metrics"]["test"][metric]
+    print(f"{cell.label}: test {metric} = {test:.4f}  (val {record['metrics']['val'].get(metric, float('nan')):.4f}, "
+          f"{record['model']['n_params']} params, {record['time']['train_s']:.1f} s)  record: {path}")
+    return 0
+
+
+# -- suites ------------------------------------------------------------------------------
+class SuiteProgress:
+    """A rich progress bar on a terminal; one line per finished cell elsewhere (CI, logs)."""
+
+    def __init__(self) -> None:
+        self.console = _console()
+        self.interactive = self.console.is_terminal
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> SuiteProgress:
+        if self.interactive:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TimeRemainingColumn(), console=self.console)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, event: str, cell: Any, index: int, total: int, record: dict | None) -> None:
+        if self.progress is not None and self.task is None:
+            self.task = self.progress.add_task("", total=total)
+        if event == "start":
+            if self.progress is not None:
+                self.progress.update(self.task, description=f"{cell.label}")
+            return
+        resumed = record is not None and record.get("_resumed", False)
+        status = record["status"] if record else "?"
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1)
+        if not self.interactive or status != "ok":
+            metric = record["dataset"]["metric"] if record else ""
+            value = record["metrics"].get("test", {}).get(metric) if record else None
+            shown = f"test {metric} {value:.4f}" if isinstance(value, float) else (
+                record.get("reason") or "" if record else "")
+            tag = "done before" if resumed else status
+            line = f"[{index + 1}/{total}] {cell.label}: {tag} {shown}"
+            (self.progress.console if self.progress else self.console).print(line, markup=False,
+                                                                              highlight=False)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .leaderboard import build_leaderboard
+    from .runner import iter_suite, plan_suite
+    from .suite import load_suite
+
+    suite = load_suite(args.suite)
+    options = _options(args)
+    plan = plan_suite(suite)  # names, parameters and budgets checked before training
+    console = _console()
+    console.print(f"suite [bold]{suite.name}[/]: {len(plan.cells)} cells "
+                  f"({len(suite.datasets)} datasets, {len(suite.models)} models, "
+                  f"{len(suite.seeds)} seeds); {len(plan.incompatible)} incompatible pairs left out")
+    t0 = time.perf_counter()
+    ran = 0
+    statuses: dict[str, int] = {}
+    with SuiteProgress() as progress:
+        for _, record, was_run in iter_suite(suite, options, progress=_mark_resumed(progress)):
+            ran += was_run
+            statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+    wall = time.perf_counter() - t0
+    paths, problems, _ = build_leaderboard(options.results_dir, suite.name)
+    for path, why in problems:
+        console.print(f"left out {path}: {why}", markup=False)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    console.print(f"ran {ran} cells in {wall:.0f} s ({summary}); leaderboard: "
+                  f"{', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _mark_resumed(progress):
+    """Tell the progress display which records were finished before this run."""
+    def wrapped(event, cell, index, total, record):
+        if event == "start" and record is not None:
+            record["_resumed"] = True
+        progress(event, cell, index, total, record)
+    return wrapped
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import build_leaderboard
+
+    paths, problems, rows = build_leaderboard(args.results, args.suite)
+    for path, why in problems:
+        print(f"left out {path}: {why}", file=sys.stderr)
+    if not rows:
+        raise UserError(f"no records of suite {args.suite!r} under {Path(args.results) / 'runs'}; "
+                        f"run `mlwm benchmark --suite {args.suite}` first")
+    print(f"{len(rows)} rows written to {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlwm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="import a plugin file that registers datasets or models (repeatable)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="registered datasets and models")
+    p.add_argument("--datasets", default="*", metavar="PATTERN", help="wildcard filter")
+    p.add_argument("--models", default="*", metavar="PATTERN", help="wildcard filter")
+    p.set_defaults(func=cmd_list)
+
+    def hardware(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default="results", help="results folder (default: results)")
+        p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
+        p.add_argument("--devices", default=1, type=int, help="devices per cell (DDP when > 1)")
+        p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+        p.add_argument("--num-nodes", default=1, type=int, help="nodes per cell (multi-node DDP)")
+        p.add_argument("--force", action="store_true", help="rerun cells that have a record")
+
+    p = sub.add_parser("run", help="train one (dataset, model, seed) cell")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="dataset parameter")
+    p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="model hyperparameter")
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    hardware(p)
+    p.set_defaults(func=cmd_run, force=True)
+
+    p = sub.add_parser("benchmark", help="run a suite and build its leaderboard")
+    p.add_argument("--suite", default="default", help="built-in suite name or a .toml path")
+    p.add_argument("--workers", type=int, default=1, help="cells run at once")
+    hardware(p)
+    p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("leaderboard", help="rebuild the leaderboard from the records")
+    p.add_argument("--suite", default="default")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=cmd_leaderboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        from . import registry
+
+        registry.load_plugins(args.plugin)
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"mlwm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlwm: interrupted; finished cells are saved, run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The leaderboard builder on fixture records: ranking by the metric's direction, mean and
+unbiased std over seeds, versions and budgets never mixed, failed and skipped cells shown
+with their reason, corrupt or foreign files reported and left out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+
+from benchmarks.leaderboard import aggregate, average_ranks, build_leaderboard, load_records
+from benchmarks.records import SCHEMA_VERSION, record_path, write_json_atomic
+
+
+def make_record(dataset="parity", model="mlp", seed=0, test=0.9, val=None, status="ok",
+                reason=None, metric="acc", higher=True, version="1", budget=None,
+                suite="t", baseline=False, ood=None):
+    metrics = {} if status != "ok" else {"val": {metric: val if val is not None else test},
+                                         "test": {metric: test}}
+    if ood is not None and status == "ok":
+        metrics["ood_test"] = {metric: ood}
+    model_id = model if budget is None else f"{model}@{budget // 1000}k"
+    return {
+        "schema_version": SCHEMA_VERSION, "suite": suite,
+        "dataset": {"id": dataset, "name": dataset, "version": version, "params": {},
+                    "content_hash": "h", "task": "binary", "metric": metric,
+                    "higher_is_better": higher, "view": "vector", "description": "desc"},
+        "model": {"id": model_id, "name": model, "hparams": {}, "kind": "neural",
+                  "baseline": baseline, "n_params": 1000, "param_budget": budget},
+        "seed": seed, "budget": {"max_epochs": 1, "batch_size": 1, "lr": 0.1},
+        "status": status, "reason": reason, "metrics": metrics, "epochs": 3,
+        "time": {"train_s": 1.5, "total_s": 2.0}, "config_hash": "0" * 16,
+        "environment": {"python": "3", "torch": "2", "lightning": "2", "device": "cpu",
+                        "git_commit": "x"}, "created": "now",
+    }
+
+
+def write(results: Path, rec: dict) -> Path:
+    path = record_path(results, rec["suite"], rec["dataset"]["id"], rec["model"]["id"], rec["seed"])
+    write_json_atomic(path, rec)
+    return path
+
+
+def test_ranking_mean_and_unbiased_std(tmp_path):
+    for seed, (a, b) in enumerate([(0.90, 0.80), (0.94, 0.82), (0.92, 0.84)]):
+        write(tmp_path, make_record(model="good", seed=seed, test=a))
+        write(tmp_path, make_record(model="worse", seed=seed, test=b))
+    write(tmp_path, make_record(model="majority", test=0.5, baseline=True))
+    paths, problems, rows = build_leaderboard(tmp_path, "t")
+    assert not problems
+    by = {r.model_id: r for r in rows}
+    assert abs(statistics.fmean(by["good"].test) - 0.92) < 1e-12
+    assert abs(statistics.stdev(by["good"].test) - 0.02) < 1e-12
+    text = paths[0].read_text()
+    assert "| 1 | good |  | 0.920 ± 0.020 | 3 |" in text
+    assert "| 3 | majority (baseline) |" in text
+    assert text.index("| 1 | good") < text.index("| 2 | worse")
+    assert "| good | **0.920** |" in text  # summary grid, best in bold
+
+
+def test_lower_is_better_metrics_rank_ascending(tmp_path):
+    write(tmp_path, make_record(model="a", test=0.3, metric="mse", higher=False))
+    write(tmp_path, make_record(model="b", test=0.1, metric="mse", higher=False))
+    ranks = average_ranks(aggregate(load_records(tmp_path / "runs")[0]))
+    assert ranks["b"][0] == 1 and ranks["a"][0] == 2
+
+
+def test_versions_and_budgets_are_never_mixed(tmp_path):
+    write(tmp_path, make_record(model="m", test=0.9, version="1"))
+    write(tmp_path, make_record(model="m", test=0.1, version="2", seed=1))
+    write(tmp_path, make_record(model="m", test=0.5, budget=10_000))
+    rows = aggregate(load_records(tmp_path / "runs")[0])
+    assert sorted((r.dataset_version, r.model_id, tuple(r.test)) for r in rows) == [
+        ("1", "m", (0.9,)), ("1", "m@10k", (0.5,)), ("2", "m", (0.1,))]
+
+
+def test_failed_and_skipped_cells_show_their_reason_not_zeros(tmp_path):
+    write(tmp_path, make_record(model="ok", test=0.7))
+    write(tmp_path, make_record(model="boom", status="failed", reason="diverged: loss nan at epoch 3"))
+    write(tmp_path, make_record(model="nodep", status="skipped", reason="needs torch_geometric"))
+    paths, _, rows = build_leaderboard(tmp_path, "t")
+    text = paths[0].read_text()
+    assert "1 failed: seed 0: diverged: loss nan at epoch 3" in text
+    assert "skipped: needs torch_geometric" in text
+    csv_rows = {r["model"]: r for r in csv.DictReader(io.StringIO(paths[1].read_text()))}
+    assert csv_rows["boom"]["test_mean"] == "" and csv_rows["boom"]["n_failed"] == "1"
+    assert csv_rows["ok"]["test_mean"] == "0.700000"
+
+
+def test_corrupt_truncated_and_foreign_files_are_reported_and_left_out(tmp_path):
+    good = write(tmp_path, make_record(model="m", test=0.8))
+    folder = good.parent
+    (folder / "seed7.json").write_text(json.dumps(make_record(seed=7))[:40])  # truncated
+    (folder / "seed8.json").write_text("\x00\x01garbage")
+    (folder / "seed9.json").write_text(json.dumps({"hello": "world"}))  # foreign JSON
+    (folder / "seed10.json").write_text(json.dumps([1, 2, 3]))
+    paths, problems, rows = build_leaderboard(tmp_path, "t")
+    assert len(problems) == 4
+    assert all(isinstance(why, str) and "\n" not in why for _, why in problems)
+    assert [r.test for r in rows] == [[0.8]]
+    assert "Files left out" in paths[0].read_text()
+
+
+def test_ood_column_appears_only_where_a_dataset_has_it(tmp_path):
+    write(tmp_path, make_record(dataset="dyck", model="gru", test=0.9, ood=0.6))
+    write(tmp_path, make_record(dataset="parity", model="gru", test=0.9))
+    text = build_leaderboard(tmp_path, "t")[0][0].read_text()
+    dyck, parity = text.split("## dyck")[1].split("## parity")
+    assert "ood acc" in dyck and "0.600" in dyck and "ood acc" not in parity
