@@ -4,6 +4,8 @@
     mlwm run --dataset parity --model mlp --seed 0   one cell, prints its test metric
     mlwm benchmark --suite default                   a suite, then its leaderboard
     mlwm leaderboard --suite default                 rebuild the tables from the records
+    mlwm compare --models gru,lstm --datasets 'dyck*'   significance over seeds
+    mlwm rerun results/runs/default/parity/mlp/seed0.json   reproduce one record
 
 Errors a user can cause print one line and exit with code 2.
 """
@@ -17,6 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .compare import add_compare_parser
 from .errors import UserError
 
 
@@ -162,6 +165,11 @@ class SuiteProgress:
     def __call__(self, event: str, cell: Any, index: int, total: int, record: dict | None) -> None:
         if self.progress is not None and self.task is None:
             self.task = self.progress.add_task("", total=total)
+        if event == "busy":
+            self._line(f"[{index + 1}/{total}] {cell.label}: running in another process, left to it")
+            if self.progress is not None:
+                self.progress.update(self.task, advance=1)
+            return
         if event == "start":
             if self.progress is not None:
                 self.progress.update(self.task, description=f"{cell.label}")
@@ -176,9 +184,11 @@ class SuiteProgress:
             shown = f"test {metric} {value:.4f}" if isinstance(value, float) else (
                 record.get("reason") or "" if record else "")
             tag = "done before" if resumed else status
-            line = f"[{index + 1}/{total}] {cell.label}: {tag} {shown}"
-            (self.progress.console if self.progress else self.console).print(line, markup=False,
-                                                                              highlight=False)
+            self._line(f"[{index + 1}/{total}] {cell.label}: {tag} {shown}")
+
+    def _line(self, text: str) -> None:
+        (self.progress.console if self.progress else self.console).print(
+            text, markup=False, highlight=False)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -197,16 +207,25 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     ran = 0
     statuses: dict[str, int] = {}
     with SuiteProgress() as progress:
-        for _, record, was_run in iter_suite(suite, options, progress=_mark_resumed(progress)):
+        if args.workers > 1 or args.cells_per_device > 1:
+            from .parallel import iter_suite_parallel
+
+            cells = iter_suite_parallel(suite, options, args.workers, tuple(args.plugin),
+                                        args.cells_per_device, progress=_mark_resumed(progress))
+        else:
+            cells = iter_suite(suite, options, progress=_mark_resumed(progress))
+        for _, record, was_run in cells:
             ran += was_run
-            statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+            status = record["status"] if record else "left to another process"
+            statuses[status] = statuses.get(status, 0) + 1
     wall = time.perf_counter() - t0
     paths, problems, _ = build_leaderboard(options.results_dir, suite.name)
     for path, why in problems:
         console.print(f"left out {path}: {why}", markup=False)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     console.print(f"ran {ran} cells in {wall:.0f} s ({summary}); leaderboard: "
-                  f"{', '.join(str(p) for p in paths)}")
+                  f"{', '.join(str(p) for p in paths[:3])} (and plots in {paths[0].parent / 'plots'})",
+                  markup=False)
     return 0
 
 
@@ -228,8 +247,47 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not rows:
         raise UserError(f"no records of suite {args.suite!r} under {Path(args.results) / 'runs'}; "
                         f"run `mlwm benchmark --suite {args.suite}` first")
-    print(f"{len(rows)} rows written to {', '.join(str(p) for p in paths)}")
+    print(f"{len(rows)} rows written to {', '.join(str(p) for p in paths[:3])} "
+          f"(and plots in {paths[0].parent / 'plots'})")
     return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """Rerun the cell a record describes and compare its metrics with the record's."""
+    import tempfile
+
+    from .records import read_record
+    from .runner import Cell, RunOptions, make_datamodule, run_cell
+    from .suite import DatasetConfig, ModelConfig
+    from .trainer import TrainBudget
+
+    try:
+        old = read_record(args.record)
+    except ValueError as exc:
+        raise UserError(f"{args.record} is not a run record: {exc}") from exc
+    d, m = old["dataset"], old["model"]
+    known = {f for f in TrainBudget.__dataclass_fields__}
+    cell = Cell(old["suite"], DatasetConfig(d["id"], d["name"], dict(d["params"])),
+                ModelConfig(m["id"], m["name"], dict(m["hparams"])), old["seed"],
+                TrainBudget(**{k: v for k, v in old["budget"].items() if k in known}))
+    results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="mlwm-rerun-"))
+    new = run_cell(cell, make_datamodule(cell.dataset),
+                   RunOptions(results_dir=results, accelerator=args.accelerator, force=True))
+    if new["status"] != "ok" or old["status"] != "ok":
+        print(f"{cell.label}: recorded {old['status']}, rerun {new['status']} {new['reason'] or ''}")
+        return 0 if new["status"] == old["status"] else 1
+    worst = 0.0
+    for split, values in old["metrics"].items():
+        for key, value in values.items():
+            again = new["metrics"].get(split, {}).get(key)
+            if value is None or again is None:
+                continue
+            worst = max(worst, abs(value - again))
+            print(f"{split}/{key}: recorded {value:.6f}, rerun {again:.6f}")
+    same = worst <= args.tolerance
+    print(f"{cell.label}: {'reproduced' if same else 'NOT reproduced'} (largest difference "
+          f"{worst:.2g}, tolerance {args.tolerance:g}); rerun record under {results}")
+    return 0 if same else 1
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -266,14 +324,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("benchmark", help="run a suite and build its leaderboard")
     p.add_argument("--suite", default="default", help="built-in suite name or a .toml path")
-    p.add_argument("--workers", type=int, default=1, help="cells run at once")
+    p.add_argument("--workers", type=int, default=1,
+                   help="cells run at once in worker processes (on GPUs: one per device)")
+    p.add_argument("--cells-per-device", type=int, default=1,
+                   help="workers sharing one GPU, for small cells")
     hardware(p)
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("rerun", help="rerun the cell of a record and compare its metrics")
+    p.add_argument("record", help="path to a run record (results/runs/.../seed0.json)")
+    p.add_argument("--results", help="where to write the new record (default: a temp folder)")
+    p.add_argument("--accelerator", default="cpu")
+    p.add_argument("--tolerance", type=float, default=1e-6)
+    p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard from the records")
     p.add_argument("--suite", default="default")
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_leaderboard)
+
+    add_compare_parser(sub)
     return parser
 
 

@@ -6,6 +6,9 @@ metric's mean and unbiased std over seeds with the number of seeds, validation b
 test, out-of-distribution test where the dataset has it, parameter count and training
 time. Failed and skipped cells appear with their reason, never as zeros. A file in
 `runs/` that is not a valid record is reported in one line and left out.
+
+Tables are built once as cells (`Table`) and rendered to Markdown here and to HTML by
+`report_html`; `build_leaderboard` writes leaderboard.md, .csv, .html and plots/.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class Row:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     device: str = ""
+    task: str = ""                      # the dataset's task type, "" in old records
+    views: tuple[str, ...] = ()         # the views the dataset offers, () if not recorded
+    hparams: dict[str, Any] = field(default_factory=dict)
+    histories: list[list[dict[str, Any]]] = field(default_factory=list)  # per seed, per epoch
 
     @property
     def ok(self) -> bool:
@@ -94,7 +101,9 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
             row = rows[key] = Row(d["id"], d["version"], d.get("description", ""),
                                   d.get("metric", ""), bool(d.get("higher_is_better", True)),
                                   m["id"], m["name"], bool(m.get("baseline")),
-                                  m.get("param_budget"))
+                                  m.get("param_budget"), task=d.get("task") or "",
+                                  views=tuple(d.get("views") or ()),
+                                  hparams=m.get("hparams") or {})
         if rec["status"] == "failed":
             row.failed.append(f"seed {rec['seed']}: {rec.get('reason') or 'failed'}")
             continue
@@ -119,6 +128,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
         row.train_s.append(rec.get("time", {}).get("train_s") or 0.0)
         row.epochs.append(rec.get("epochs") or 0)
         row.device = rec.get("environment", {}).get("device", "")
+        if rec.get("history"):
+            row.histories.append(rec["history"])
     return list(rows.values())
 
 
@@ -176,72 +187,143 @@ def status_text(row: Row) -> str:
     return "ok"
 
 
-def summary_grid(rows: list[Row]) -> list[str]:
-    """Model x dataset grid of the primary test metric; best per dataset in bold."""
+def direction(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def arrow(row: Row) -> str:
+    return "↑" if row.higher_is_better else "↓"
+
+
+@dataclass
+class Cell:
+    """One table cell: its text, the number an HTML page sorts it by, and bold for best."""
+
+    text: str
+    value: float | None = None
+    best: bool = False
+    title: str = ""  # hover text in HTML (a model's hyperparameters)
+
+
+@dataclass
+class Table:
+    head: list[str]
+    body: list[list[Cell]]
+
+
+def incompatible(model_name: str, task: str, views: tuple[str, ...]) -> bool | None:
+    """Whether the registry says a model cannot run on a dataset of this task and views:
+    True (wrong task type, or no view it accepts), False, or None when it cannot tell
+    (a model not registered here, a record without the dataset's task or views)."""
+    try:
+        from .registry import get_model_entry
+
+        entry = get_model_entry(model_name)
+    except Exception:  # unknown name, or a plugin that fails to import: the table still builds
+        return None
+    if task and task not in {t.value for t in entry.tasks}:
+        return True
+    if views:
+        return not set(views) & {m.value for m in entry.modalities}
+    return False if task else None
+
+
+def summary_table(rows: list[Row]) -> Table:
+    """Model x dataset grid of the primary test metric; best per dataset marked. A pair
+    never run is "." and a pair the model cannot run at all (modality, task) is "-"."""
     groups = tables(rows)
-    datasets = [k for k in groups]
-    models = sorted({r.model_id for r in rows}, key=lambda m: (m != "majority", m))
+    names = {r.model_id: r.model_name for r in rows}
     ranks = average_ranks(rows)
-    head = ["model"] + [d if v == "1" else f"{d} (v{v})" for d, v in datasets] + ["avg rank"]
-    lines = ["| " + " | ".join(md_escape(h) for h in head) + " |",
-             "|" + "---|" * len(head)]
-    for model in sorted(models, key=lambda m: ranks.get(m, (math.inf, 0))[0]):
-        cells = [md_escape(model)]
-        for key in datasets:
-            group = groups[key]
+    head = ["model"] + [(d if v == "1" else f"{d} (v{v})") + f" {g[0].metric} {arrow(g[0])}"
+                        for (d, v), g in groups.items()] + ["avg rank"]
+    models = sorted(names, key=lambda m: (ranks.get(m, (math.inf, 0))[0], m != "majority", m))
+    body = []
+    for model in models:
+        cells = [Cell(model)]
+        for group in groups.values():
             row = next((r for r in group if r.model_id == model), None)
             if row is None:
-                cells.append(".")
+                ds = next((r for r in group if r.views), group[0])
+                cannot = incompatible(names[model], ds.task, ds.views)
+                cells.append(Cell("-" if cannot else "."))
             elif not row.ok:
-                cells.append("skipped" if row.skipped else "failed")
+                cells.append(Cell("skipped" if row.skipped else "failed"))
             else:
-                best = group[0]
-                text = fmt(mean(row.test))
-                cells.append(f"**{text}**" if row.sort_key() == best.sort_key() else text)
+                m = mean(row.test)
+                cells.append(Cell(fmt(m), m, row.sort_key() == group[0].sort_key()))
         r = ranks.get(model)
-        cells.append(f"{r[0]:.2f} ({r[1]})" if r else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        cells.append(Cell(f"{r[0]:.2f} ({r[1]})", r[0]) if r else Cell(""))
+        body.append(cells)
+    return Table(head, body)
 
 
-def dataset_table(rows: list[Row]) -> list[str]:
+def dataset_heading(rows: list[Row]) -> tuple[str, str]:
+    """The title of a dataset's section and its line on the metric and its direction."""
     first = rows[0]
-    arrow = "higher is better" if first.higher_is_better else "lower is better"
+    title = first.dataset_id + ("" if first.dataset_version == "1"
+                                else f" (v{first.dataset_version})")
+    baseline = [r.model_id for r in rows if r.baseline]
+    return title, (f"Metric: test {first.metric}, {direction(first.higher_is_better)}."
+                   + (f" Baseline: {', '.join(baseline)}." if baseline else ""))
+
+
+def dataset_table(rows: list[Row]) -> Table:
+    first = rows[0]
     has_ood = any(r.ood for r in rows)
     head = ["rank", "model", "budget", f"test {first.metric}", "seeds", f"val {first.metric}"]
     head += [f"ood {first.metric}"] if has_ood else []
     head += ["params", "train s", "epochs", "status"]
-    lines = [f"**{first.metric}**, {arrow}." + (f" {md_escape(first.description)}."
-                                                if first.description else ""), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     rank = 0
     for row in rows:
         rank += 1 if row.ok else 0
-        name = md_escape(row.model_id) + (" (baseline)" if row.baseline else "")
-        cells = [str(rank) if row.ok else "", name,
-                 fmt_count(row.param_budget) if row.param_budget else "",
-                 fmt_mean_std(row.test), str(len(row.test)), fmt_mean_std(row.val)]
-        cells += [fmt_mean_std(row.ood)] if has_ood else []
-        cells += [fmt_count(row.n_params), fmt(mean(row.train_s), 1) if row.train_s else "",
-                  fmt(mean(row.epochs), 1) if row.epochs else "", md_escape(status_text(row))]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        hp = ", ".join(f"{k}={v}" for k, v in sorted(row.hparams.items()))
+        cells = [Cell(str(rank), rank) if row.ok else Cell(""),
+                 Cell(row.model_id + (" (baseline)" if row.baseline else ""), title=hp),
+                 Cell(fmt_count(row.param_budget), row.param_budget) if row.param_budget
+                 else Cell(""),
+                 Cell(fmt_mean_std(row.test), mean(row.test) if row.ok else None),
+                 Cell(str(len(row.test)), len(row.test)),
+                 Cell(fmt_mean_std(row.val), mean(row.val) if row.val else None)]
+        cells += [Cell(fmt_mean_std(row.ood), mean(row.ood) if row.ood else None)] if has_ood else []
+        cells += [Cell(fmt_count(row.n_params), row.n_params),
+                  Cell(fmt(mean(row.train_s), 1), mean(row.train_s)) if row.train_s else Cell(""),
+                  Cell(fmt(mean(row.epochs), 1), mean(row.epochs)) if row.epochs else Cell(""),
+                  Cell(status_text(row))]
+        body.append(cells)
+    return Table(head, body)
+
+
+def md_table(table: Table) -> list[str]:
+    def text(c: Cell) -> str:
+        return f"**{md_escape(c.text)}**" if c.best else md_escape(c.text)
+
+    return (["| " + " | ".join(md_escape(h) for h in table.head) + " |",
+             "|" + "---|" * len(table.head)]
+            + ["| " + " | ".join(text(c) for c in cells) + " |" for cells in table.body])
+
+
+LEGEND = ("Primary test metric (↑ higher is better, ↓ lower), mean over seeds (std is "
+          "unbiased, over seeds). Best per dataset "
+          "in bold; `.` not run, `-` the model cannot run on the dataset (no view it accepts, "
+          "or another task type), `failed`/`skipped` with the reason in the dataset's table. "
+          "Average rank is over the datasets a model ran on (1 = best).")
 
 
 def markdown(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = ()) -> str:
-    out = [f"# Leaderboard: suite `{suite}`", "",
-           "Primary test metric, mean over seeds (std is unbiased, over seeds). Best per dataset "
-           "in bold; `.` not run, `failed`/`skipped` with the reason in the dataset's table. "
-           "Average rank is over the datasets a model ran on (1 = best).", ""]
+    out = [f"# Leaderboard: suite `{suite}`", "", LEGEND, ""]
     devices = sorted({r.device for r in rows if r.device})
     if devices:
         out += [f"Hardware: {', '.join(devices)}.", ""]
-    out += ["## Summary", ""] + summary_grid(rows) + [""]
-    for (dataset, version), group in tables(rows).items():
-        out += [f"## {dataset}" + ("" if version == "1" else f" (v{version})"), ""]
-        out += dataset_table(group) + [""]
+    out += ["## Summary", ""] + md_table(summary_table(rows)) + [""]
+    for group in tables(rows).values():
+        title, metric_line = dataset_heading(group)
+        out += [f"## {md_escape(title)}", ""]
+        if group[0].description:
+            out += [md_escape(group[0].description), ""]
+        out += [md_escape(metric_line), ""] + md_table(dataset_table(group)) + [""]
     if problems:
-        out += ["## Files left out", ""] + [f"- `{p}`: {why}" for p, why in problems] + [""]
+        out += ["## Files left out", ""] + [f"- `{p}`: {md_escape(why)}" for p, why in problems] + [""]
     return "\n".join(out)
 
 
@@ -280,15 +362,44 @@ def output_dir(results_dir: str | Path, suite: str) -> Path:
     return results_dir if suite == "default" else results_dir / "suites" / safe_name(suite)
 
 
-def build_leaderboard(results_dir: str | Path, suite: str, out_dir: str | Path | None = None
-                      ) -> tuple[list[Path], list[tuple[Path, str]], list[Row]]:
-    """Write leaderboard.md and leaderboard.csv for a suite; return paths, problems, rows."""
+def write_reports(rows: list[Row], suite: str, problems: list[tuple[Path, str]],
+                  out: Path, *, html: bool = True, plots: bool = True) -> list[Path]:
+    """leaderboard.md and .csv, then (optionally) plots/ and leaderboard.html, into `out`."""
     from .records import write_text_atomic
 
-    records, problems = load_records(Path(results_dir) / "runs", suite)
-    rows = aggregate(records)
-    out = Path(out_dir) if out_dir else output_dir(results_dir, suite)
     md, csv_path = out / "leaderboard.md", out / "leaderboard.csv"
     write_text_atomic(md, markdown(rows, suite, problems))
     write_text_atomic(csv_path, to_csv(rows))
-    return [md, csv_path], problems, rows
+    paths = [md, csv_path]
+    plot_files: dict[tuple[str, str], dict[str, Path]] = {}
+    if plots:
+        try:
+            from .plots import write_plots
+
+            plot_files = write_plots(rows, out / "plots")
+        except Exception as exc:  # a plotting bug must not cost the tables
+            import sys
+
+            print(f"mlwm: warning: plots not written ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
+    if html:
+        from .report_html import html_page
+
+        page = out / "leaderboard.html"
+        write_text_atomic(page, html_page(rows, suite, problems, plot_files))
+        paths.append(page)
+    for kinds in plot_files.values():
+        for png in kinds.values():
+            paths += [png, png.with_suffix(".svg")]
+    return paths
+
+
+def build_leaderboard(results_dir: str | Path, suite: str, out_dir: str | Path | None = None,
+                      *, html: bool = True, plots: bool = True
+                      ) -> tuple[list[Path], list[tuple[Path, str]], list[Row]]:
+    """Write the suite's leaderboard (md, csv; html and plots unless turned off); return
+    the paths written (md and csv first), the files left out with why, and the rows."""
+    records, problems = load_records(Path(results_dir) / "runs", suite)
+    rows = aggregate(records)
+    out = Path(out_dir) if out_dir else output_dir(results_dir, suite)
+    return write_reports(rows, suite, problems, out, html=html, plots=plots), problems, rows

@@ -50,6 +50,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -144,3 +145,57 @@ def environment(accelerator: str = "cpu") -> dict[str, Any]:
         "platform": platform.platform(), "device": device_name(accelerator),
         "git_commit": git_commit(), "argv": sys.argv[1:],
     }
+
+
+# -- claims: two runners on one results folder never run (or write) the same cell -------
+def lock_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def _claim_is_stale(lock: Path) -> bool:
+    """A claim is stale when its process, on this host, no longer exists (killed runs)."""
+    try:
+        host, pid = lock.read_text().split()[:2]
+    except (OSError, ValueError):
+        return True  # unreadable or half-written by a process killed mid-write
+    if host != platform.node():
+        return False  # another machine's claim: only its owner can release it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def try_claim(path: str | Path) -> Path | None:
+    """Claim a record path by creating its lock file atomically; None if another live
+    process holds it. A stale claim (its process is gone) is taken over."""
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _claim_is_stale(lock):
+                return None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{platform.node()} {os.getpid()}\n")
+        return lock
+    return None
+
+
+def remove_debris(path: str | Path) -> None:
+    """Delete temporary files a killed writer of this record left (call under its claim)."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def release_claim(lock: Path | None) -> None:
+    if lock is not None:
+        lock.unlink(missing_ok=True)

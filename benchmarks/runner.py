@@ -6,6 +6,10 @@ stopped; a failure in one cell becomes a `failed` record and the suite goes on.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,7 +24,7 @@ from . import registry
 from .budget import fit_width
 from .contract import DatasetSpec, Modality, choose_view
 from .data import MathDataModule
-from .errors import UserError
+from .errors import BackendUnavailable, UserError
 from .module import BenchModule, Diverged
 from .records import (
     SCHEMA_VERSION,
@@ -28,6 +32,9 @@ from .records import (
     environment,
     read_record,
     record_path,
+    release_claim,
+    remove_debris,
+    try_claim,
     write_json_atomic,
 )
 from .suite import DatasetConfig, ModelConfig, Suite
@@ -156,12 +163,14 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
                             num_nodes=options.num_nodes, monitor=monitor,
                             higher_is_better=spec.higher_is_better)
     t0 = time.perf_counter()
-    trainer.fit(module, train_dataloaders=dm.loader("train", shuffle=True),
-                val_dataloaders=dm.loader("val"))
+    with _interrupts_propagate(trainer):
+        trainer.fit(module, train_dataloaders=dm.loader("train", shuffle=True),
+                    val_dataloaders=dm.loader("val"))
     train_s = time.perf_counter() - t0
     best.restore(module)
     t1 = time.perf_counter()
-    trainer.test(module, dataloaders=[dm.loader(s) for s in eval_splits], verbose=False)
+    with _interrupts_propagate(trainer):
+        trainer.test(module, dataloaders=[dm.loader(s) for s in eval_splits], verbose=False)
     eval_s = time.perf_counter() - t1
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics: dict[str, dict[str, float]] = {"val": best.best_metrics}
@@ -173,6 +182,19 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
             "train_s": train_s, "eval_s": eval_s,
             "samples_per_s": dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
             "history": module.history}
+
+
+@contextlib.contextmanager
+def _interrupts_propagate(trainer: Any) -> Iterator[None]:
+    """Lightning turns Ctrl-C inside fit into sys.exit(1) and ignores further SIGINTs;
+    give the suite a KeyboardInterrupt back, so it stops cleanly with a resume message."""
+    try:
+        yield
+    except SystemExit as exc:
+        if trainer.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt("interrupted during training") from exc
+        raise
 
 
 def _fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, cell: Cell) -> dict[str, Any]:
@@ -251,6 +273,9 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
             record["time"] = {"train_s": out["train_s"], "eval_s": out["eval_s"]}
     except UserError:
         raise
+    except BackendUnavailable as exc:
+        record.update(status="skipped", reason=str(exc).splitlines()[0] if str(exc) else
+                      type(exc).__name__)
     except Diverged as exc:
         record.update(status="failed", reason=f"diverged: {exc}")
     except Exception as exc:  # any bug or failure in one cell must not lose the others
@@ -289,30 +314,63 @@ def _finite(obj: Any) -> Any:
 ProgressFn = Callable[[str, Cell, int, int, dict[str, Any] | None], None]
 
 
+def run_claimed(cell: Cell, dm: MathDataModule, options: RunOptions,
+                on_start: Callable[[], None] | None = None) -> tuple[str, dict[str, Any] | None]:
+    """Run a cell unless it is finished or another process holds it: ("done", record),
+    ("busy", None) or ("ran", record). The claim is released however the cell ends."""
+    done = finished_record(cell, dm, options)
+    if done is not None:
+        return "done", done
+    claim = try_claim(cell.path(options.results_dir))
+    if claim is None:
+        return "busy", None
+    try:
+        done = finished_record(cell, dm, options)  # it may have finished meanwhile
+        if done is not None:
+            return "done", done
+        remove_debris(cell.path(options.results_dir))
+        if on_start:
+            on_start()
+        return "ran", run_cell(cell, dm, options)
+    finally:
+        release_claim(claim)
+
+
+class DataModuleCache:
+    """One dataset in memory at a time: cells are ordered dataset-major."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.dm: MathDataModule | None = None
+
+    def get(self, cfg: DatasetConfig) -> MathDataModule:
+        key = f"{cfg.name}:{sorted(cfg.params.items())}"
+        if key != self.key:
+            self.key, self.dm = key, make_datamodule(cfg)
+        return self.dm
+
+
 def iter_suite(suite: Suite, options: RunOptions,
-               progress: ProgressFn | None = None) -> Iterator[tuple[Cell, dict[str, Any], bool]]:
-    """Run a suite cell by cell, yielding (cell, record, was_run). `progress(event, cell,
-    index, total, record)` is called with event "start" before and "end" after a cell."""
+               progress: ProgressFn | None = None) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
+    """Run a suite cell by cell, yielding (cell, record, was_run); record is None for a cell
+    another process is running. `progress(event, cell, index, total, record)` is called
+    with event "start" before and "end" after a cell, "busy" for one claimed elsewhere."""
     plan = plan_suite(suite)
     total = len(plan.cells)
-    dm_cache: dict[str, MathDataModule] = {}
+    cache = DataModuleCache()
     for index, cell in enumerate(plan.cells):
-        if cell.dataset.id not in dm_cache:
-            dm_cache.clear()  # one dataset in memory at a time
-            dm_cache[cell.dataset.id] = make_datamodule(cell.dataset)
-        dm = dm_cache[cell.dataset.id]
-        done = finished_record(cell, dm, options)
-        if progress:
-            progress("start", cell, index, total, done)
-        if done is not None:
-            if progress:
-                progress("end", cell, index, total, done)
-            yield cell, done, False
-            continue
-        record = run_cell(cell, dm, options)
-        if progress:
-            progress("end", cell, index, total, record)
-        yield cell, record, True
+        notify = (lambda ev, rec, i=index, c=cell: progress(ev, c, i, total, rec)) if progress \
+            else (lambda ev, rec: None)
+        outcome, record = run_claimed(cell, cache.get(cell.dataset), options,
+                                      on_start=lambda: notify("start", None))
+        if outcome == "busy":
+            notify("busy", None)
+        elif outcome == "done":
+            notify("start", record)
+            notify("end", record)
+        else:
+            notify("end", record)
+        yield cell, record, outcome == "ran"
 
 
 def primary_metric(record: dict[str, Any], split: str = "test") -> float | None:

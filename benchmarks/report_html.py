@@ -1,0 +1,129 @@
+"""leaderboard.html: the Markdown leaderboard as one self-contained page.
+
+Same summary grid and per-dataset tables (built once in `leaderboard`), plots inlined
+as base64 PNG, inline CSS and a few lines of JS that sort a table by a clicked column.
+No server, no external asset. Every string that comes from a record goes through
+`html.escape`: a model name is data, never markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from .leaderboard import (
+    LEGEND,
+    Cell,
+    Row,
+    Table,
+    dataset_heading,
+    dataset_table,
+    summary_table,
+    tables,
+)
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .8em 0; font-variant-numeric: tabular-nums; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; text-align: left; white-space: nowrap; }
+th { background: #f4f4f4; cursor: pointer; user-select: none; position: sticky; top: 0; }
+th[data-dir=asc]::after { content: " \\25B2"; } th[data-dir=desc]::after { content: " \\25BC"; }
+tbody tr:nth-child(even) { background: #fafafa; } tbody tr:hover { background: #eef5ff; }
+td.best { font-weight: bold; } td.dim { color: #999; }
+.desc { color: #555; } .metric { font-weight: 600; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; } .plots img { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; }
+"""
+
+# Click a header: sort the rows by that column (numbers by their data-v), again to reverse;
+# cells with nothing to sort by stay at the bottom either way.
+JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.dataset.dir !== "asc";
+      Array.prototype.forEach.call(heads, function (h) { delete h.dataset.dir; });
+      th.dataset.dir = asc ? "asc" : "desc";
+      var key = function (tr) {
+        var td = tr.cells[col], v = td.dataset.v;
+        if (v !== undefined) return v === "" ? null : parseFloat(v);
+        var t = td.textContent.trim().toLowerCase();
+        return t === "" || t === "." || t === "-" ? null : t;
+      };
+      var body = table.tBodies[0];
+      Array.prototype.slice.call(body.rows).sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === null || y === null) return (x === null) - (y === null);
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      }).forEach(function (tr) { body.appendChild(tr); });
+    });
+  });
+});
+"""
+
+
+NOT_A_RESULT = (".", "-", "failed", "skipped")
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def html_cell(cell: Cell) -> str:
+    classes = ["best"] * cell.best + ["dim"] * (cell.text in NOT_A_RESULT)
+    attrs = f' class="{" ".join(classes)}"' if classes else ""
+    if cell.value is not None and not math.isnan(cell.value):
+        attrs += f' data-v="{float(cell.value)!r}"'
+    elif cell.value is not None or cell.text in NOT_A_RESULT:
+        attrs += ' data-v=""'  # sorts last
+    if cell.title:
+        attrs += f' title="{esc(cell.title)}"'
+    return f"<td{attrs}>{esc(cell.text)}</td>"
+
+
+def html_table(table: Table) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in table.head)
+    body = "\n".join("<tr>" + "".join(html_cell(c) for c in cells) + "</tr>"
+                     for cells in table.body)
+    return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody></table></div>")
+
+
+def png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def html_page(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = (),
+              plot_files: dict[tuple[str, str], dict[str, Path]] | None = None) -> str:
+    """The whole page; `plot_files` ({(dataset, version): {kind: png}}) are inlined."""
+    plot_files = plot_files or {}
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>Leaderboard: suite {esc(suite)}</title>", f"<style>{CSS}</style>",
+           "</head><body>", f"<h1>Leaderboard: suite <code>{esc(suite)}</code></h1>",
+           f"<p>{esc(LEGEND.replace('`', ''))} Click a column header to sort.</p>"]
+    devices = sorted({r.device for r in rows if r.device})
+    if devices:
+        out.append(f"<p>Hardware: {esc(', '.join(devices))}.</p>")
+    out += ["<h2>Summary</h2>", html_table(summary_table(rows))]
+    for key, group in tables(rows).items():
+        title, metric_line = dataset_heading(group)
+        out.append(f"<h2>{esc(title)}</h2>")
+        if group[0].description:
+            out.append(f'<p class="desc">{esc(group[0].description)}</p>')
+        out += [f'<p class="metric">{esc(metric_line)}</p>', html_table(dataset_table(group))]
+        images = [f'<img src="{png_data_uri(png)}" alt="{esc(title)}: {esc(kind)} plot">'
+                  for kind, png in plot_files.get(key, {}).items()]
+        if images:
+            out.append('<div class="plots">' + "\n".join(images) + "</div>")
+    if problems:
+        out += ["<h2>Files left out</h2>", "<ul>"]
+        out += [f"<li><code>{esc(p)}</code>: {esc(why)}</li>" for p, why in problems]
+        out.append("</ul>")
+    out += [f"<script>{JS}</script>", "</body></html>", ""]
+    return "\n".join(out)
