@@ -77,6 +77,11 @@ def take_rows(inputs: Any, idx: torch.Tensor | slice) -> Any:
     return inputs.take(idx)
 
 
+class BatchChunk(list):
+    """Several consecutive training minibatches delivered as one Lightning batch (the
+    shared LightningModule takes one optimiser step per minibatch)."""
+
+
 class TensorBatches:
     """An epoch-seeded iterable of (inputs, target) batches over in-memory data.
 
@@ -87,10 +92,11 @@ class TensorBatches:
     """
 
     def __init__(self, inputs: Any, target: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int = 0, drop_last: bool = False) -> None:
+                 seed: int = 0, drop_last: bool = False, chunk: int = 1) -> None:
         self.inputs, self.target = inputs, target
         self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
         self.drop_last = drop_last
+        self.chunk = max(1, int(chunk))  # minibatches per yielded item (BatchChunk if > 1)
         self.epoch = 0
         self.n = num_rows(inputs)
 
@@ -103,13 +109,29 @@ class TensorBatches:
         rank, world = self._shard()
         return len(range(rank, self.n, world))
 
-    def __len__(self) -> int:
+    def num_batches(self) -> int:
         rows = self._local_rows()
         if self.drop_last and rows >= self.batch_size:
             return rows // self.batch_size
         return max(1, math.ceil(rows / self.batch_size))
 
-    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+    def __len__(self) -> int:
+        return math.ceil(self.num_batches() / self.chunk)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.chunk == 1:
+            yield from self._batches()
+            return
+        chunk = BatchChunk()
+        for batch in self._batches():
+            chunk.append(batch)
+            if len(chunk) == self.chunk:
+                yield chunk
+                chunk = BatchChunk()
+        if chunk:
+            yield chunk
+
+    def _batches(self) -> Iterator[tuple[Any, torch.Tensor]]:
         rank, world = self._shard()
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -164,6 +186,7 @@ class MathDataModule(L.LightningDataModule):
         self.batch_size = 256
         self.eval_batch_size = 4096
         self.loader_seed = 0
+        self.chunk = 1  # training minibatches per Lightning step (see BatchChunk)
 
     # -- to implement ----------------------------------------------------------------
     def generate(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -268,8 +291,11 @@ class MathDataModule(L.LightningDataModule):
         return float(y.mean()), float(y.std()) if y.numel() > 1 else 1.0
 
     def configure(self, view: Modality | str | None = None, batch_size: int | None = None,
-                  seed: int | None = None, eval_batch_size: int | None = None) -> MathDataModule:
+                  seed: int | None = None, eval_batch_size: int | None = None,
+                  chunk: int | None = None) -> MathDataModule:
         """Choose the view and batching for the next run (the runner calls this)."""
+        if chunk is not None:
+            self.chunk = chunk
         if view is not None:
             self.view = Modality(view)
         if batch_size is not None:
@@ -283,7 +309,7 @@ class MathDataModule(L.LightningDataModule):
     def loader(self, split: str, shuffle: bool = False) -> TensorBatches:
         bs = self.batch_size if shuffle else self.eval_batch_size
         return TensorBatches(self.inputs(split), self.target(split), bs, shuffle,
-                             seed=self.loader_seed)
+                             seed=self.loader_seed, chunk=self.chunk if shuffle else 1)
 
     def train_dataloader(self) -> TensorBatches:
         return self.loader("train", shuffle=True)
@@ -322,5 +348,7 @@ def majority_rate(target: torch.Tensor, task: TaskType) -> float:
 def first_occurrences(rows: np.ndarray) -> np.ndarray:
     """Indices of the first occurrence of each distinct row, in their original order."""
     flat = np.ascontiguousarray(rows.reshape(len(rows), -1))
-    _, idx = np.unique(flat, axis=0, return_index=True)
+    # each row as one opaque byte string: a 1-D unique, ~9x faster than unique(axis=0)
+    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+    _, idx = np.unique(keys, return_index=True)
     return np.sort(idx)

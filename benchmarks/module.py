@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .contract import DatasetSpec, TaskType
+from .data import BatchChunk
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
 
 
@@ -34,6 +35,7 @@ class BenchModule(L.LightningModule):
                  eval_splits: tuple[str, ...] = ("test",)) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "spec"])
+        self.automatic_optimization = False  # see training_step: chunks of minibatches
         self.backbone, self.spec = backbone, spec
         self.regression = spec.task is TaskType.REGRESSION
         self.register_buffer("target_mean", torch.tensor(float(target_mean)))
@@ -51,15 +53,27 @@ class BenchModule(L.LightningModule):
         out = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
         return out * self.target_std + self.target_mean if self.regression else out
 
-    def training_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        inputs, target = batch
+    def _step_loss(self, inputs: Any, target: torch.Tensor) -> torch.Tensor:
         out = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
         if self.regression:
             target = (target - self.target_mean) / self.target_std
-        loss = task_loss(out, target, self.spec)
-        self._loss_sum = self._loss_sum.to(loss.device) + loss.detach()
-        self._loss_steps += 1
-        return loss
+        return task_loss(out, target, self.spec)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """One optimiser step per minibatch. A `BatchChunk` carries several minibatches,
+        so Lightning's per-call overhead is paid once for all of them; the sequence of
+        optimiser steps is exactly that of one minibatch per call."""
+        opt = self.optimizers()
+        batches = batch if isinstance(batch, BatchChunk) else (batch,)
+        loss = None
+        for inputs, target in batches:
+            loss = self._step_loss(inputs, target)
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt.step()
+            self._loss_sum = self._loss_sum.to(loss.device) + loss.detach()
+            self._loss_steps += 1
+        return loss.detach()
 
     def on_train_epoch_end(self) -> None:
         mean = self._loss_sum / max(self._loss_steps, 1)

@@ -257,7 +257,8 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
             dm.setup("fit")
             record["dataset"]["content_hash"] = dm.content_hash
             record["dataset"]["sizes"] = {s: dm.split_size(s) for s in dm.splits}
-            dm.configure(view=view, batch_size=cell.budget.batch_size, seed=cell.seed)
+            dm.configure(view=view, batch_size=cell.budget.batch_size, seed=cell.seed,
+                         chunk=cell.budget.chunk or 1 << 30)
             L.seed_everything(cell.seed, workers=False, verbose=False)
             model = registry.create_model(cell.model.name, spec, **given)
             if isinstance(model, nn.Module):

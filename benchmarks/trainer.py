@@ -29,6 +29,8 @@ class TrainBudget:
     optimizer: str = "adamw"        # adamw, adam or sgd
     max_time_s: float = 0.0         # wall-clock cap per cell in seconds (0: none)
     precision: str = "32-true"      # Lightning precision ("bf16-mixed" on recent GPUs)
+    chunk: int = 0                  # minibatches per Lightning step (0: a whole epoch);
+                                    # the same optimiser steps, less per-call overhead
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,7 +1,9 @@
-"""Parity of bit strings (colab "Playing with parity").
+"""Parity of bit strings (colab "Playing with parity"; Barak et al. 2022 for sparse parity).
 
-x in {0,1}^n, label x_1 xor ... xor x_n. The strings of the three splits are distinct,
-so the test set measures generalisation to unseen strings, not memory.
+parity: x in {0,1}^n, label x_1 xor ... xor x_n. sparse_parity: the xor of a hidden subset
+of k of the n bits, the subset fixed by data_seed. Strings are distinct across splits, so
+the test set measures generalisation to unseen strings, not memory. parity with ood_n > n
+adds an ood_test split of strings of length ood_n (length generalisation).
 """
 
 from __future__ import annotations
@@ -33,43 +35,122 @@ def distinct_bit_strings(rng: np.random.Generator, n: int, count: int) -> np.nda
     return out[:count]
 
 
-@register_dataset("parity")
-class Parity(MathDataModule):
-    """Parity of an n-bit string (binary); distinct strings across splits."""
+def longer_bit_strings(rng: np.random.Generator, n: int, ood_n: int, count: int) -> np.ndarray:
+    """`count` distinct random strings of ood_n bits with a 1 beyond position n.
 
-    version = "1"
-    smoke_params = {"n": 8, "n_train": 128, "n_val": 32, "n_test": 64}
+    Zero-padding a length-n string gives a length-ood_n string ending in zeros; excluding
+    those keeps the OOD rows of the padded vector view distinct from every shorter string.
+    """
+    out = np.zeros((0, ood_n), dtype=np.uint8)
+    while len(out) < count:
+        fresh = distinct_bit_strings(rng, ood_n, min(2 * count + 16, 2**min(ood_n, 62)))
+        out = np.concatenate([out, fresh[fresh[:, n:].any(axis=1)]])
+        out = out[first_occurrences(out)]
+    return out[:count]
 
-    def __init__(self, n: int = 16, n_train: int = 5000, n_val: int = 1000,
-                 n_test: int = 2000, data_seed: int = 0) -> None:
-        super().__init__()
-        check_range("n", n, 2, 4096, dataset="parity")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 1, 10_000_000, dataset="parity")
-        total = n_train + n_val + n_test
-        if n < 63 and total > 2**n:
-            raise UserError(f"dataset 'parity': n={n} has only {2**n} distinct strings, "
-                            f"fewer than n_train+n_val+n_test={total}; raise n or shrink "
-                            "the splits")
-        self.save_hyperparameters()
+
+def check_split_sizes(dataset: str, n: int, n_train: int, n_val: int, n_test: int) -> None:
+    for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        check_range(key, value, 1, 10_000_000, dataset=dataset)
+    total = n_train + n_val + n_test
+    if n < 63 and total > 2**n:
+        raise UserError(f"dataset {dataset!r}: n={n} has only {2**n} distinct strings, "
+                        f"fewer than n_train+n_val+n_test={total}; raise n or shrink the splits")
+
+
+class BitStrings(MathDataModule):
+    """Shared generation and views of the parity family: distinct strings, padded views."""
+
+    def labels(self, bits: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def width(self) -> int:
+        """Length of the longest split's strings: every view is padded to it."""
+        return max(self.params["n"], self.params.get("ood_n", 0))
 
     def generate(self) -> dict[str, dict[str, torch.Tensor]]:
         p = self.params
         sizes = {"train": p["n_train"], "val": p["n_val"], "test": p["n_test"]}
         bits = distinct_bit_strings(self.rng(), p["n"], sum(sizes.values()))
-        y = parity_labels(bits)
-        return {s: {"bits": torch.from_numpy(bits[sl]), "y": torch.from_numpy(y[sl]).float()}
-                for s, sl in split_counts(sizes).items()}
+        parts = {s: bits[sl] for s, sl in split_counts(sizes).items()}
+        if p.get("ood_n", 0):  # own stream, so the in-distribution splits do not change
+            parts["ood_test"] = longer_bit_strings(self.rng(1), p["n"], p["ood_n"], p["n_test"])
+        # each split keeps its own length; make_view pads, so the raw data stays small
+        return {s: {"bits": torch.from_numpy(b), "y": torch.from_numpy(self.labels(b)).float()}
+                for s, b in parts.items()}
 
-    def build_spec(self) -> DatasetSpec:
-        n = self.params["n"]
-        return DatasetSpec(
-            name=self.name, version=self.version, task=TaskType.BINARY, num_outputs=1,
-            views=(ViewSpec(Modality.SEQUENCE, (n,), vocab_size=3),
-                   ViewSpec(Modality.VECTOR, (n,))),
-            description=f"xor of {n} random bits", params=self.params)
+    def views(self) -> tuple[ViewSpec, ...]:
+        return (ViewSpec(Modality.SEQUENCE, (self.width,), vocab_size=3),
+                ViewSpec(Modality.VECTOR, (self.width,)))
 
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> torch.Tensor:
-        if modality is Modality.SEQUENCE:
-            return raw["bits"].long() + 1  # tokens 1, 2; 0 is padding
-        return raw["bits"].float()
+        bits = raw["bits"].long()
+        pad = self.width - bits.shape[1]
+        if modality is Modality.SEQUENCE:  # tokens 1, 2; 0 is padding
+            return torch.nn.functional.pad(bits + 1, (0, pad), value=0)
+        # zeros do not change a parity, so the padded vector has the same label
+        return torch.nn.functional.pad(bits.float(), (0, pad), value=0.0)
+
+
+@register_dataset("parity")
+class Parity(BitStrings):
+    """Parity of an n-bit string (binary); ood_n > n adds an OOD split of longer strings."""
+
+    version = "1"
+    smoke_params = {"n": 8, "n_train": 128, "n_val": 32, "n_test": 64}
+
+    def __init__(self, n: int = 16, n_train: int = 5000, n_val: int = 1000,
+                 n_test: int = 2000, ood_n: int = 0, data_seed: int = 0) -> None:
+        super().__init__()
+        check_range("n", n, 2, 4096, dataset="parity")
+        check_split_sizes("parity", n, n_train, n_val, n_test)
+        if ood_n != 0 and not n < ood_n <= 4096:
+            raise UserError(f"dataset 'parity': parameter ood_n={ood_n!r} is out of range; "
+                            f"accepted: 0 (no OOD split) or {n + 1} <= ood_n <= 4096")
+        if 0 < ood_n < 63 and 2**ood_n - 2**n < n_test:
+            raise UserError(f"dataset 'parity': ood_n={ood_n} has only {2**ood_n - 2**n} "
+                            f"strings longer than n={n}, fewer than n_test={n_test}; raise ood_n")
+        self.save_hyperparameters()
+
+    def labels(self, bits: np.ndarray) -> np.ndarray:
+        return parity_labels(bits)
+
+    def build_spec(self) -> DatasetSpec:
+        n, ood_n = self.params["n"], self.params["ood_n"]
+        ood = f", OOD test on length {ood_n}" if ood_n else ""
+        return DatasetSpec(
+            name=self.name, version=self.version, task=TaskType.BINARY, num_outputs=1,
+            views=self.views(), description=f"xor of {n} random bits{ood}",
+            params=self.params, has_ood=bool(ood_n))
+
+
+@register_dataset("sparse_parity")
+class SparseParity(BitStrings):
+    """Parity of a hidden k-subset of n bits (binary); the subset is fixed by data_seed."""
+
+    version = "1"
+    smoke_params = {"n": 10, "k": 3, "n_train": 128, "n_val": 32, "n_test": 64}
+
+    def __init__(self, n: int = 30, k: int = 3, n_train: int = 5000, n_val: int = 1000,
+                 n_test: int = 2000, data_seed: int = 0) -> None:
+        super().__init__()
+        check_range("n", n, 2, 4096, dataset="sparse_parity")
+        check_range("k", k, 1, n, dataset="sparse_parity")
+        check_split_sizes("sparse_parity", n, n_train, n_val, n_test)
+        self.save_hyperparameters()
+
+    def hidden_subset(self) -> np.ndarray:
+        """The k bit positions whose xor is the label (sorted); a function of data_seed."""
+        p = self.params
+        return np.sort(self.rng(2).choice(p["n"], size=p["k"], replace=False))
+
+    def labels(self, bits: np.ndarray) -> np.ndarray:
+        return parity_labels(bits[:, self.hidden_subset()])
+
+    def build_spec(self) -> DatasetSpec:
+        n, k = self.params["n"], self.params["k"]
+        return DatasetSpec(
+            name=self.name, version=self.version, task=TaskType.BINARY, num_outputs=1,
+            views=self.views(), description=f"xor of a hidden subset of {k} of {n} random bits",
+            params=self.params)

@@ -1,9 +1,11 @@
 """Generation throughput of the sequence, vector and set datasets, at default size and 10x,
 and the Mobius sieve up to 10^7 (target: under 2 s on a 2-core CPU).
 
-Run: python -m benchmarks.perf.datagen_seq [--repeat 3]
+Run: python -m benchmarks.perf.datagen_seq [--repeat 3] [--threads 1]
 Times are the best of --repeat runs of generate() (no disk cache) and of building every
 view of every split; the sieve time is the best of --repeat calls of mobius_sieve(10^7).
+One torch thread by default: on a busy 2-core machine two intra-op threads stall even
+trivial tensor ops for 0.1-1 s, which would measure the neighbours, not the views.
 """
 
 from __future__ import annotations
@@ -65,7 +67,11 @@ def measure(name: str, params: dict[str, Any], repeat: int) -> tuple[int, float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (best kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     registry.load_plugins()
     print(f"{'dataset':24} {'size':>5} {'rows':>8} {'generate s':>11} {'rows/s':>10} "
           f"{'views s':>8}")
