@@ -1,0 +1,62 @@
+"""`make perf`: run every performance script and collect their tables in results/perf.md,
+with the machine, the versions and the date.
+
+    python -m benchmarks.perf [--out results/perf.md] [--only overhead,memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SCRIPTS = {
+    "overhead": "Trainer overhead: harness steps/s over a plain PyTorch loop (target >= 0.90)",
+    "datagen_seq": "Dataset generation: sequences, vectors, sets",
+    "datagen_graph_image": "Dataset generation: semigroups, graphs, images",
+    "memory": "Memory: dataset tensors at default size; RSS across 50 cells",
+    "symbolic": "Symbolic regression on the formulas",
+    "workers": "Cells per minute with --workers 1 and 2",
+}
+
+
+def machine() -> str:
+    import lightning
+    import torch
+
+    from benchmarks.records import cpu_name
+
+    return (f"{cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+            f"torch {torch.__version__}, lightning {lightning.__version__}; "
+            f"{datetime.date.today().isoformat()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="results/perf.md")
+    parser.add_argument("--only", default=",".join(SCRIPTS))
+    args = parser.parse_args()
+    parts = [f"# Performance\n\nMachine: {machine()}.\nRegenerate with `make perf`.\n"]
+    for name in args.only.split(","):
+        module = f"benchmarks.perf.{name}"
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True)
+        took = time.perf_counter() - t0
+        print(proc.stdout, flush=True)
+        body = proc.stdout.strip() if proc.returncode == 0 else \
+            f"failed (exit {proc.returncode}):\n\n```\n{proc.stderr.strip()[-2000:]}\n```"
+        parts.append(f"## {SCRIPTS.get(name, name)}\n\n`python -m {module}` ({took:.0f} s)\n\n{body}\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Scaling of `mlwm benchmark --workers N`: cells per minute and speedup over one worker,
+on one suite of small cells, each N measured in the same run into a fresh results folder.
+
+    python -m benchmarks.perf.workers [--workers 1,2] [--seeds 8]
+
+With GPUs visible, N counts worker processes pinned one per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.parallel import iter_suite_parallel
+from benchmarks.runner import RunOptions, iter_suite
+from benchmarks.suite import parse_suite
+from benchmarks.trainer import quiet_lightning
+
+
+def suite(seeds: int):
+    return parse_suite({
+        "seeds": list(range(seeds)), "baseline": False,
+        "budget": {"max_epochs": 8, "patience": 0, "batch_size": 128},
+        "datasets": [{"name": "parity", "params": {"n": 16, "n_train": 3000, "n_val": 500, "n_test": 500}},
+                     {"name": "descents", "params": {"n": 8, "n_train": 3000, "n_val": 500, "n_test": 500}}],
+        "models": [{"name": "mlp", "hparams": {"hidden": 128}}],
+    }, "perf-workers")
+
+
+def run(workers: int, seeds: int, accelerator: str) -> tuple[int, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        options = RunOptions(results_dir=Path(tmp), accelerator=accelerator)
+        t0 = time.perf_counter()
+        if workers == 1:
+            cells = sum(1 for _ in iter_suite(suite(seeds), options))
+        else:
+            cells = sum(1 for _ in iter_suite_parallel(suite(seeds), options, workers))
+        return cells, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--accelerator", default="cpu")
+    args = parser.parse_args()
+    quiet_lightning()
+    print("| workers | cells | wall s | cells/min | speedup |")
+    print("|---|---|---|---|---|")
+    base = None
+    for n in [int(w) for w in args.workers.split(",")]:
+        cells, wall = run(n, args.seeds, args.accelerator)
+        rate = cells / wall * 60
+        base = base or rate
+        print(f"| {n} | {cells} | {wall:.1f} | {rate:.1f} | {rate / base:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
