@@ -126,6 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if reason or view_for(dm.spec, args.model) is None:
         raise UserError(f"cannot run this pair: {reason}")
     record = run_cell(cell, dm, _options(args))
+    from .runner import secondary_rank
+
+    if secondary_rank():
+        return 0  # a DDP peer: rank 0 reports
     metric = record["dataset"]["metric"]
     path = cell.path(Path(args.results))
     if record["status"] != "ok":

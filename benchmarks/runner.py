@@ -178,7 +178,7 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
         metrics[split] = {k.split("/", 1)[1]: v for k, v in logged.items()
                           if k.startswith(f"{split}/")}
     epochs = trainer.current_epoch
-    return {"metrics": metrics, "epochs": epochs, "best_epoch": best.best_epoch,
+    return {"rank": trainer.global_rank, "metrics": metrics, "epochs": epochs, "best_epoch": best.best_epoch,
             "train_s": train_s, "eval_s": eval_s,
             "samples_per_s": dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
             "history": module.history}
@@ -267,6 +267,7 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
             else:
                 out = _fit_model(model, dm, spec, cell)
                 record["model"]["n_params"] = int(getattr(model, "n_params", 0) or 0)
+            out.pop("rank", 0)
             record["model"]["details"] = out.pop("details", {})
             record.update(metrics=out["metrics"], epochs=out["epochs"],
                           best_epoch=out["best_epoch"], samples_per_s=out["samples_per_s"],
@@ -284,8 +285,15 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
                       traceback=traceback.format_exc(limit=8))
     record["time"]["total_s"] = time.perf_counter() - t0
     record = _finite(record)
-    write_json_atomic(cell.path(options.results_dir), record)
+    if not secondary_rank():  # under DDP, rank 0 alone writes
+        write_json_atomic(cell.path(options.results_dir), record)
     return record
+
+
+def secondary_rank() -> bool:
+    """True in a DDP process other than global rank 0 (Lightning sets these variables
+    for the processes it launches)."""
+    return any(os.environ.get(v, "0") not in ("", "0") for v in ("LOCAL_RANK", "NODE_RANK"))
 
 
 def _spec_fields(spec: DatasetSpec) -> dict[str, Any]:
@@ -322,6 +330,8 @@ def run_claimed(cell: Cell, dm: MathDataModule, options: RunOptions,
     done = finished_record(cell, dm, options)
     if done is not None:
         return "done", done
+    if secondary_rank():  # a DDP peer follows rank 0 cell by cell, which holds the claim
+        return "ran", run_cell(cell, dm, options)
     claim = try_claim(cell.path(options.results_dir))
     if claim is None:
         return "busy", None

@@ -1,0 +1,111 @@
+"""Exact metrics under DDP (two CPU processes over gloo): the test split is sharded without
+the padding a DistributedSampler adds, and torchmetrics syncs its states, so the DDP test
+metric equals the single-process one. Also `--workers 2` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import torch
+
+from benchmarks import registry
+from benchmarks.cli import main
+from benchmarks.module import BenchModule
+from benchmarks.trainer import quiet_lightning
+
+
+def _module_and_loader():
+    dm = registry.create_dataset("descents", n=7, n_train=300, n_val=50, n_test=101)  # odd size
+    dm.setup()
+    dm.configure(view="vector", seed=0, eval_batch_size=16)
+    spec = dm.spec.for_view("vector")
+    torch.manual_seed(0)
+    net = registry.create_model("mlp", spec, hidden=16)
+    return BenchModule(net, spec), dm.loader("test")
+
+
+@pytest.mark.slow
+def test_ddp_test_metric_equals_single_process():
+    quiet_lightning()
+    module, loader = _module_and_loader()
+    single = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                       enable_model_summary=False)
+    single.test(module, dataloaders=loader, verbose=False)
+    expected = {k: float(v) for k, v in single.callback_metrics.items()}
+    ddp = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
+                    enable_progress_bar=False, enable_model_summary=False,
+                    use_distributed_sampler=False)
+    ddp.test(module, dataloaders=loader, verbose=False)
+    got = {k: float(v) for k, v in ddp.callback_metrics.items()}
+    assert got.keys() == expected.keys() and expected
+    for key in expected:
+        assert abs(got[key] - expected[key]) < 1e-6, (key, got[key], expected[key])
+
+
+@pytest.mark.slow
+def test_ddp_cell_through_the_cli(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--dataset", "parity", "--model", "mlp",
+           "--param", "n=8", "--param", "n_train=128", "--param", "n_val=33", "--param", "n_test=65",
+           "--max-epochs", "2", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+           "--results", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("test acc = ") == 1  # rank 0 alone reports and writes
+    record = json.loads((tmp_path / "runs/run/parity/mlp/seed0.json").read_text())
+    assert record["status"] == "ok"
+
+
+def test_workers_two_gives_the_records_of_one(tmp_path):
+    args = ["benchmark", "--suite", "smoke"]
+    assert main(args + ["--results", str(tmp_path / "one")]) == 0
+    assert main(args + ["--results", str(tmp_path / "two"), "--workers", "2"]) == 0
+    def metrics(root):
+        return {str(p.relative_to(root)): json.loads(p.read_text())["metrics"]
+                for p in sorted((root / "runs").rglob("*.json"))}
+    assert metrics(tmp_path / "one") == metrics(tmp_path / "two")
+
+
+KILLER_PLUGIN = '''
+import os, signal
+from torch import nn
+from benchmarks import register_model
+
+class Killer(nn.Module):
+    def __init__(self, d, k):
+        super().__init__()
+        self.lin = nn.Linear(d, k)
+    def forward(self, x):
+        os.kill(os.getpid(), signal.SIGKILL)  # as an out-of-memory kill would
+
+@register_model("killer", modalities=("vector",))
+def killer(spec) -> nn.Module:
+    """Kills its own process."""
+    return Killer(spec.input_shape[0], spec.num_outputs)
+'''
+
+
+def test_a_dead_worker_loses_only_its_own_cell(tmp_path):
+    plugin = tmp_path / "killer.py"
+    plugin.write_text(KILLER_PLUGIN)
+    suite = tmp_path / "k.toml"
+    suite.write_text('seeds = [0, 1]\n[budget]\nmax_epochs = 2\n[[datasets]]\nname = "parity"\n'
+                     'params = { n = 8, n_train = 64, n_val = 16, n_test = 16 }\n'
+                     '[[models]]\nname = "killer"\n[[models]]\nname = "mlp"\nhparams = { hidden = 8 }\n')
+    try:
+        assert main(["--plugin", str(plugin), "benchmark", "--suite", str(suite), "--workers", "2",
+                     "--results", str(tmp_path / "r")]) == 0
+    finally:
+        registry.unregister("model", "killer")
+    runs = tmp_path / "r" / "runs" / "k" / "parity"
+    for seed in (0, 1):
+        dead = json.loads((runs / "killer" / f"seed{seed}.json").read_text())
+        assert dead["status"] == "failed" and "worker process died (killed by signal 9)" in dead["reason"]
+        assert json.loads((runs / "mlp" / f"seed{seed}.json").read_text())["status"] == "ok"
+        assert json.loads((runs / "majority" / f"seed{seed}.json").read_text())["status"] == "ok"
+    assert not list((tmp_path / "r").rglob("*.lock"))
