@@ -203,6 +203,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     options = _options(args)
     plan = plan_suite(suite)  # names, parameters and budgets checked before training
+    if args.launcher != "none":
+        return _benchmark_on_cluster(args, suite, options)
     console = _console()
     console.print(f"suite [bold]{suite.name}[/]: {len(plan.cells)} cells "
                   f"({len(suite.datasets)} datasets, {len(suite.models)} models, "
@@ -230,6 +232,37 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     console.print(f"ran {ran} cells in {wall:.0f} s ({summary}); leaderboard: "
                   f"{', '.join(str(p) for p in paths[:3])} (and plots in {paths[0].parent / 'plots'})",
                   markup=False)
+    return 0
+
+
+def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any) -> int:
+    from .launchers import ClusterOptions, submit_suite
+    from .leaderboard import build_leaderboard
+
+    cluster = ClusterOptions(launcher=args.launcher, partition=args.partition,
+                             timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node,
+                             cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                             folder=str(Path(args.results) / "slurm"), wait=not args.no_wait)
+    jobs = submit_suite(suite.path, options, cluster, tuple(args.plugin))
+    if not jobs:
+        print(f"suite {suite.name}: every cell has a record; nothing submitted")
+    else:
+        print(f"suite {suite.name}: submitted {len(jobs)} cells as array {jobs[0].job_id} "
+              f"({args.launcher}); logs in {cluster.folder}")
+    if not cluster.wait:
+        print("not waiting: rerun `mlwm leaderboard` when the array has finished")
+        return 0
+    statuses: dict[str, int] = {}
+    for job in jobs:
+        try:
+            out = job.result()
+            statuses[out["status"]] = statuses.get(out["status"], 0) + 1
+        except Exception as exc:  # a task that died: its cell has no record, rerun resumes it
+            print(f"array task {job.job_id} failed: {str(exc).strip().splitlines()[-1][:300]}")
+            statuses["task failed"] = statuses.get("task failed", 0) + 1
+    paths, _, _ = build_leaderboard(options.results_dir, suite.name)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    print(f"{len(jobs)} cells ({summary or 'none'}); leaderboard: {paths[0]}")
     return 0
 
 
@@ -332,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cells run at once in worker processes (on GPUs: one per device)")
     p.add_argument("--cells-per-device", type=int, default=1,
                    help="workers sharing one GPU, for small cells")
+    g = p.add_argument_group("cluster (submitit)")
+    g.add_argument("--launcher", choices=["none", "slurm", "local"], default="none",
+                   help="submit the cells as a SLURM job array (local: submitit's local executor)")
+    g.add_argument("--partition", help="SLURM partition")
+    g.add_argument("--timeout-min", type=int, default=60, help="minutes per array task")
+    g.add_argument("--gpus-per-node", type=int, default=0)
+    g.add_argument("--cpus-per-task", type=int, default=2)
+    g.add_argument("--mem-gb", type=int, default=8)
+    g.add_argument("--no-wait", action="store_true", help="submit and return")
     hardware(p)
     p.set_defaults(func=cmd_benchmark)
 

@@ -109,3 +109,16 @@ def test_a_dead_worker_loses_only_its_own_cell(tmp_path):
         assert json.loads((runs / "mlp" / f"seed{seed}.json").read_text())["status"] == "ok"
         assert json.loads((runs / "majority" / f"seed{seed}.json").read_text())["status"] == "ok"
     assert not list((tmp_path / "r").rglob("*.lock"))
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_runs_the_suite_as_an_array(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    results = tmp_path / "r"
+    assert main(["benchmark", "--suite", "smoke", "--launcher", "local", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "submitted 4 cells" in out and "4 ok" in out
+    assert len(list((results / "runs" / "smoke").rglob("seed*.json"))) == 4
+    assert (results / "suites" / "smoke" / "leaderboard.md").is_file()
+    assert main(["benchmark", "--suite", "smoke", "--launcher", "local", "--results", str(results)]) == 0
+    assert "nothing submitted" in capsys.readouterr().out

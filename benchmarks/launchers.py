@@ -1,0 +1,86 @@
+"""Beyond one machine: a suite's cells as a SLURM job array through submitit.
+
+    mlwm benchmark --suite default --launcher slurm --partition gpu --gpus-per-node 1
+
+Each array task runs one cell with the same claim-and-record logic as a local run, so
+resuming and the leaderboard work unchanged: resubmitting a suite runs only what has no
+record. `--launcher local` uses submitit's local executor (the tests' path). For one
+large cell over several nodes, Lightning's own multi-node DDP applies instead
+(`mlwm run ... --num-nodes 2 --devices 4 --strategy ddp`; see benchmarks/slurm/ddp_cell.sh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .runner import RunOptions
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    launcher: str = "slurm"          # slurm, or local (submitit's local executor)
+    partition: str | None = None     # SLURM partition
+    timeout_min: int = 60            # per array task
+    gpus_per_node: int = 0
+    cpus_per_task: int = 2
+    mem_gb: int = 8
+    array_parallelism: int = 64      # array tasks running at once
+    folder: str = "results/slurm"    # submitit's logs and pickles
+    wait: bool = True                # wait for the tasks, then build the leaderboard
+
+
+def run_one_cell(suite_path: str, index: int, options: RunOptions,
+                 plugin_files: tuple[str, ...]) -> dict[str, Any]:
+    """What one array task runs: cell `index` of the suite's plan, with claims."""
+    from . import registry
+    from .runner import plan_suite, run_claimed, make_datamodule
+    from .suite import load_suite
+
+    registry.load_plugins(plugin_files)
+    cell = plan_suite(load_suite(suite_path)).cells[index]
+    outcome, record = run_claimed(cell, make_datamodule(cell.dataset), options)
+    return {"cell": cell.label, "outcome": outcome,
+            "status": record["status"] if record else "busy",
+            "reason": record.get("reason") if record else None}
+
+
+def submit_suite(suite_path: str, options: RunOptions, cluster: ClusterOptions,
+                 plugin_files: tuple[str, ...] = ()) -> list[Any]:
+    """Submit every unfinished cell as one job array; return submitit's jobs."""
+    try:
+        import submitit
+    except ImportError as exc:
+        raise UserError("--launcher needs submitit: pip install 'mlwm-bench[cluster]'") from exc
+    from .runner import finished_record, make_datamodule, plan_suite
+    from .suite import load_suite
+
+    suite = load_suite(suite_path)
+    plan = plan_suite(suite)
+    # absolute paths: array tasks may start in another working directory
+    options = replace(options, results_dir=Path(options.results_dir).resolve())
+    pending = [i for i, cell in enumerate(plan.cells)
+               if finished_record(cell, make_datamodule(cell.dataset), options) is None]
+    if not pending:
+        return []
+    folder = Path(cluster.folder) / suite.name
+    if cluster.launcher == "local":
+        executor = submitit.LocalExecutor(folder=folder)
+        executor.update_parameters(timeout_min=cluster.timeout_min)
+    elif cluster.launcher == "slurm":
+        if not cluster.partition:
+            raise UserError("--launcher slurm needs --partition NAME")
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        executor.update_parameters(
+            slurm_partition=cluster.partition, timeout_min=cluster.timeout_min,
+            gpus_per_node=cluster.gpus_per_node, cpus_per_task=cluster.cpus_per_task,
+            mem_gb=cluster.mem_gb, slurm_array_parallelism=cluster.array_parallelism,
+            name=f"mlwm-{suite.name}")
+    else:
+        raise UserError(f"unknown launcher {cluster.launcher!r}; choose slurm or local")
+    suite_abs = str(Path(suite.path).resolve())
+    plugins = tuple(str(Path(p).resolve()) for p in plugin_files)
+    return executor.map_array(run_one_cell, [suite_abs] * len(pending), pending,
+                              [options] * len(pending), [plugins] * len(pending))
