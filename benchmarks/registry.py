@@ -68,13 +68,15 @@ class ModelEntry:
     tags: tuple[str, ...] = field(default_factory=tuple)
     width: str | None = None          # integer hparam scaled to meet a parameter budget
     tasks: tuple[TaskType, ...] = tuple(TaskType)  # task types it applies to
+    check: Callable[[], str | None] | None = None  # extra availability check (Julia, say)
+    smoke_hparams: dict[str, Any] = field(default_factory=dict)  # quick settings for tests
 
     def unavailable_reason(self) -> str | None:
         """Why the model cannot run here (a missing optional dependency), or None."""
         for mod in self.requires:
             if importlib.util.find_spec(mod) is None:
-                return f"needs the optional package {mod!r} (pip install 'mlwm-bench[all]')"
-        return None
+                return f"needs the optional package {mod!r}, which is not installed"
+        return self.check() if self.check is not None else None
 
 
 _DATASETS: dict[str, DatasetEntry] = {}
@@ -134,6 +136,8 @@ def register_model(
     tags: Iterable[str] = (),
     width: str | None = None,
     tasks: Iterable[str | TaskType] = tuple(TaskType),
+    check: Callable[[], str | None] | None = None,
+    smoke_hparams: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register a model factory `factory(spec, **hparams)` under `name`.
 
@@ -144,6 +148,8 @@ def register_model(
     requires: modules the model imports lazily; when one is missing its cells are skipped.
     width: the integer hyperparameter the harness scales to meet a parameter budget.
     tasks: the task types the model applies to (symbolic regression: regression only).
+    check: returns why the model cannot run here (beyond `requires`), or None.
+    smoke_hparams: hyperparameters that make it quick, for the generic tests.
     """
     mods = tuple(Modality(m) for m in modalities)
     task_types = tuple(TaskType(t) for t in tasks)
@@ -157,7 +163,7 @@ def register_model(
         _MODELS[name] = ModelEntry(name, factory, mods, _first_doc_line(factory),
                                    _signature_params(factory, skip=1), factory.__module__,
                                    kind, baseline, tuple(requires), tuple(tags), width,
-                                   task_types)
+                                   task_types, check, dict(smoke_hparams or {}))
         if width is not None and width not in {p.name for p in _MODELS[name].params}:
             del _MODELS[name]
             raise ValueError(f"model {name!r}: width={width!r} is not a parameter of its factory")

@@ -20,8 +20,7 @@ PAIRS = compatible_pairs()
 NEURAL = [(d, m) for d, m in PAIRS if registry.get_model_entry(m).kind == "neural"
           and registry.get_model_entry(m).unavailable_reason() is None]
 FITTED = [(d, m) for d, m in PAIRS if registry.get_model_entry(m).kind == "fitted"
-          and registry.get_model_entry(m).unavailable_reason() is None
-          and "slow" not in registry.get_model_entry(m).tags]
+          and registry.get_model_entry(m).unavailable_reason() is None]
 WIDTHED = [(d, m) for d, m in NEURAL if registry.get_model_entry(m).width]
 
 
@@ -37,7 +36,7 @@ def _prepared(dataset: str, model: str):
 def test_forward_shape_and_loss_falls(dataset, model):
     dm, spec = _prepared(dataset, model)
     L.seed_everything(0, verbose=False)
-    net = registry.create_model(model, spec)
+    net = registry.create_model(model, spec, **registry.get_model_entry(model).smoke_hparams)
     assert isinstance(net, nn.Module)
     inputs, target = next(iter(dm.train_dataloader()))
     if spec.task.value == "regression":
@@ -62,7 +61,7 @@ def test_forward_shape_and_loss_falls(dataset, model):
 @pytest.mark.parametrize(("dataset", "model"), FITTED)
 def test_fitted_models_predict_in_the_network_layout(dataset, model):
     dm, spec = _prepared(dataset, model)
-    fitted = registry.create_model(model, spec)
+    fitted = registry.create_model(model, spec, **registry.get_model_entry(model).smoke_hparams)
     x, y = dm.arrays("train", spec.modality)
     fitted.fit(x, y, seed=0)
     xt, _ = dm.arrays("test", spec.modality)

@@ -13,6 +13,8 @@ from benchmarks.registry import create_model, get_model_entry
 
 NEURAL = ("cnn1d", "cnn2d", "lstm", "gru", "transformer", "deepsets", "set_transformer")
 SET_MODELS = ("deepsets", "set_transformer", "transformer")
+SET_CASES = [("deepsets", {}), ("deepsets", {"pool": "mean"}), ("set_transformer", {}),
+             ("set_transformer", {"block": "isab", "ln": False}), ("transformer", {})]
 SEQUENCE_MODELS = ("lstm", "gru", "transformer", "cnn1d")
 
 L, VOCAB, S, F = 9, 5, 7, 3
@@ -58,9 +60,9 @@ def test_output_shape_on_every_modality(name):
         assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", SET_MODELS)
-def test_set_models_are_permutation_invariant(name):
-    model = build(name, Modality.SET)
+@pytest.mark.parametrize("name, hparams", SET_CASES)
+def test_set_models_are_permutation_invariant(name, hparams):
+    model = build(name, Modality.SET, **hparams)
     inputs = batch(Modality.SET)
     x, mask = inputs["x"], inputs["mask"]
     # Shuffle the slots (padding included) row by row; mask moves with its element.
@@ -74,9 +76,9 @@ def test_set_models_are_permutation_invariant(name):
     assert not torch.allclose(a[0], a[3])  # not invariant merely by being constant
 
 
-@pytest.mark.parametrize("name", SET_MODELS)
-def test_set_models_ignore_padding(name):
-    model = build(name, Modality.SET)
+@pytest.mark.parametrize("name, hparams", SET_CASES)
+def test_set_models_ignore_padding(name, hparams):
+    model = build(name, Modality.SET, **hparams)
     x, mask = batch(Modality.SET).values()
     wider_x = torch.cat([x, torch.randn(x.shape[0], 3, F) * 100], dim=1)  # junk in pads
     wider_mask = torch.cat([mask, torch.zeros(x.shape[0], 3, dtype=torch.bool)], dim=1)
