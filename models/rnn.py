@@ -1,0 +1,91 @@
+"""Recurrent networks: `lstm` and `gru` on token sequences (or a vector read as a sequence
+of chunks of `patch` scalars), reading out the hidden state after the last real token.
+
+Sequences are packed with their true lengths (pack_padded_sequence), so extra trailing
+padding, as in a padded out-of-distribution length split, leaves the output unchanged.
+
+Run: mlwm run --dataset parity --model gru --seed 0
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from benchmarks.contract import PAD, DatasetSpec, Modality
+from benchmarks.errors import UserError
+from benchmarks.registry import register_model
+
+
+class RecurrentClassifier(nn.Module):
+    def __init__(self, cell: type[nn.RNNBase], vocab_size: int | None, embed_dim: int,
+                 hidden: int, layers: int, bidirectional: bool, dropout: float,
+                 patch: int, num_outputs: int) -> None:
+        super().__init__()
+        self.patch = patch
+        self.embed = (nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+                      if vocab_size is not None else None)
+        in_size = embed_dim if vocab_size is not None else patch
+        self.rnn = cell(in_size, hidden, num_layers=layers, batch_first=True,
+                        bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Linear(hidden * (2 if bidirectional else 1), num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.embed is None:  # vector view: every step is real, nothing to pack
+            _, h_n = self.rnn(vector_steps(x, self.patch))
+        else:
+            # Length = position of the last real token + 1 (not the count of real tokens),
+            # so a stray PAD inside a sequence is read as a token rather than cutting it;
+            # an all-PAD row keeps one step because packing refuses length 0.
+            steps = torch.arange(1, x.shape[1] + 1, device=x.device)
+            lengths = ((x != PAD) * steps).amax(dim=1).clamp(min=1)
+            packed = pack_padded_sequence(self.embed(x), lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            _, h_n = self.rnn(packed)  # final states at each sequence's own length
+        if isinstance(h_n, tuple):  # LSTM returns (h_n, c_n)
+            h_n = h_n[0]
+        # h_n: (layers * directions, B, hidden); keep the top layer's directions.
+        directions = 2 if self.rnn.bidirectional else 1
+        top = h_n[-directions:].transpose(0, 1).reshape(x.shape[0], -1)
+        return self.head(top)
+
+
+def vector_steps(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, D) -> (B, ceil(D / patch), patch): consecutive entries, the tail zero-padded."""
+    x = x.flatten(1)
+    return nn.functional.pad(x, (0, -x.shape[1] % patch)).unflatten(1, (-1, patch))
+
+
+def build(name: str, cell: type[nn.RNNBase], spec: DatasetSpec, hidden: int, layers: int,
+          embed_dim: int, bidirectional: bool, dropout: float, patch: int) -> nn.Module:
+    if min(hidden, layers, embed_dim, patch) < 1:
+        raise UserError(f"model {name!r}: hidden, layers, embed_dim and patch must be >= 1, "
+                        f"got {hidden}, {layers}, {embed_dim}, {patch}")
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"model {name!r}: dropout must be in [0, 1), got {dropout}")
+    vocab = spec.vocab_size if spec.modality is Modality.SEQUENCE else None
+    return RecurrentClassifier(cell, vocab, embed_dim, hidden, layers, bidirectional,
+                               dropout, patch, spec.num_outputs)
+
+
+@register_model("lstm", modalities=("sequence", "vector"), width="hidden")
+def lstm(spec: DatasetSpec, hidden: int = 64, layers: int = 1, embed_dim: int = 16,
+         bidirectional: bool = False, dropout: float = 0.0, patch: int = 1) -> nn.Module:
+    """LSTM over tokens, read at the last real step (vectors: `patch` entries a step).
+
+    embed_dim applies to token sequences, patch to the vector view only.
+    """
+    return build("lstm", nn.LSTM, spec, hidden, layers, embed_dim, bidirectional, dropout,
+                 patch)
+
+
+@register_model("gru", modalities=("sequence", "vector"), width="hidden")
+def gru(spec: DatasetSpec, hidden: int = 64, layers: int = 1, embed_dim: int = 16,
+        bidirectional: bool = False, dropout: float = 0.0, patch: int = 1) -> nn.Module:
+    """GRU over tokens, read at the last real step (vectors: `patch` entries a step).
+
+    embed_dim applies to token sequences, patch to the vector view only.
+    """
+    return build("gru", nn.GRU, spec, hidden, layers, embed_dim, bidirectional, dropout,
+                 patch)
