@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= all
 SUITE ?= default
-WORKERS ?= 1
+WORKERS ?= 2
 ARGS ?=
 
 BIN := $(VENV)/bin
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install torch (TORCH_SPEC) and the project with extras
 
-benchmark: install ## run the default suite (SUITE=...) and write results/leaderboard.{md,csv}
+benchmark: install ## run the default suite (SUITE=..., WORKERS=2 cells at once) and write results/leaderboard.*
 	$(BIN)/mlwm benchmark --suite $(SUITE) --workers $(WORKERS) $(ARGS)
 
 smoke: install ## run the smoke suite (seconds) into results/suites/smoke

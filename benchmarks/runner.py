@@ -7,6 +7,7 @@ stopped; a failure in one cell becomes a `failed` record and the suite goes on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -121,8 +122,9 @@ def plan_suite(suite: Suite) -> SuitePlan:
                 entry = registry.get_model_entry(mcfg.name)
                 fit_width(mcfg.name, spec.for_view(choose_view(spec, entry.modalities)),
                           mcfg.param_budget, dict(mcfg.hparams))
+            budget = dataclasses.replace(suite.budget, **dcfg.budget)
             for seed in suite.seeds:
-                plan.cells.append(Cell(suite.name, dcfg, mcfg, seed, suite.budget))
+                plan.cells.append(Cell(suite.name, dcfg, mcfg, seed, budget))
     return plan
 
 

@@ -10,6 +10,7 @@
     name = "descents"
     id = "descents-left-matrix"          # optional label; defaults to the name
     params = { side = "left", encoding = "matrix" }
+    budget = { max_epochs = 60 }         # optional: this dataset's changes to [budget]
 
     [[models]]
     name = "mlp"
@@ -44,6 +45,7 @@ class DatasetConfig:
     id: str
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)  # overrides of the suite's [budget]
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Suite:
 
 _TOP_KEYS = {"description": str, "seeds": list, "budget": dict, "datasets": list,
              "models": list, "baseline": bool, "param_budgets": list}
-_DATASET_KEYS = {"name": str, "id": str, "params": dict}
+_DATASET_KEYS = {"name": str, "id": str, "params": dict, "budget": dict}
 _MODEL_KEYS = {"name": str, "id": str, "hparams": dict, "datasets": list,
                "param_budgets": list}
 
@@ -155,7 +157,10 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         _check_table(w, d, _DATASET_KEYS)
         if "name" not in d:
             raise UserError(f"{w} needs a name")
-        cfg = DatasetConfig(d.get("id", d["name"]), d["name"], dict(d.get("params", {})))
+        if "budget" in d:  # checked now, merged into each cell's budget by the runner
+            _budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
+        cfg = DatasetConfig(d.get("id", d["name"]), d["name"], dict(d.get("params", {})),
+                            dict(d.get("budget", {})))
         if cfg.id in seen:
             raise UserError(f"{w}: dataset id {cfg.id!r} appears twice; give each an `id`")
         seen.add(cfg.id)
