@@ -201,6 +201,18 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .suite import load_suite
 
     suite = load_suite(args.suite)
+    if args.model:  # models added on the command line (a plugin's model, say)
+        import dataclasses
+
+        from . import registry
+        from .suite import ModelConfig
+
+        extra = []
+        for name in args.model:
+            registry.get_model_entry(name)
+            if all(m.id != name for m in suite.models):
+                extra.append(ModelConfig(name, name))
+        suite = dataclasses.replace(suite, models=suite.models + tuple(extra))
     options = _options(args)
     plan = plan_suite(suite)  # names, parameters and budgets checked before training
     if args.launcher != "none":
@@ -361,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("benchmark", help="run a suite and build its leaderboard")
     p.add_argument("--suite", default="default", help="built-in suite name or a .toml path")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="add a registered model to the suite's models (repeatable)")
     p.add_argument("--workers", type=int, default=1,
                    help="cells run at once in worker processes (on GPUs: one per device)")
     p.add_argument("--cells-per-device", type=int, default=1,

@@ -129,3 +129,15 @@ def test_descents_matrix_and_oneline_describe_the_same_permutations():
     perm_b = b.inputs("test", "image").squeeze(1).argmax(-1) + 1
     assert torch.equal(perm_a, perm_b)
     assert np.array_equal(a.target("test").numpy(), b.target("test").numpy())
+
+
+def test_all_permutations_of_s_n_against_itertools():
+    from itertools import permutations
+
+    from datamodules.descents import all_permutations, descent_set
+
+    for n in (1, 2, 3, 5, 6):
+        got = {tuple(int(v) for v in row) for row in all_permutations(n)}
+        assert got == set(permutations(range(1, n + 1))) and len(all_permutations(n)) == len(got)
+    perms = all_permutations(5).astype(np.int64)
+    assert descent_set(perms, "left").tolist() == [_left_descents(list(p)) for p in perms.tolist()]
