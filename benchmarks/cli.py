@@ -237,7 +237,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             status = record["status"] if record else "left to another process"
             statuses[status] = statuses.get(status, 0) + 1
     wall = time.perf_counter() - t0
+    t1 = time.perf_counter()
     paths, problems, _ = build_leaderboard(options.results_dir, suite.name)
+    from .records import write_json_atomic
+
+    write_json_atomic(paths[0].parent / "suite_run.json", {  # read by benchmarks.perf.suite_time
+        "suite": suite.name, "wall_s": wall, "leaderboard_s": time.perf_counter() - t1,
+        "workers": args.workers, "cells": len(plan.cells), "ran": ran, "statuses": statuses})
     for path, why in problems:
         console.print(f"left out {path}: {why}", markup=False)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))

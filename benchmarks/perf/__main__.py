@@ -22,6 +22,8 @@ SCRIPTS = {
     "memory": "Memory: dataset tensors at default size; RSS across 50 cells",
     "symbolic": "Symbolic regression on the formulas",
     "workers": "Cells per minute with --workers 1 and 2",
+    "vectorised": "Seeds trained as one vectorised model (torch.func) against one by one",
+    "suite_time": "The default suite's wall time: training steps against the rest",
 }
 
 

@@ -1,0 +1,51 @@
+"""Where a suite's wall time goes: training steps against everything else (imports, data
+generation, process start-up, evaluation, writing), from the last `mlwm benchmark` run of
+a suite (its suite_run.json) and the records it wrote.
+
+    python -m benchmarks.perf.suite_time [--suite default] [--results results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+
+from benchmarks.leaderboard import load_records, output_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", default="default")
+    parser.add_argument("--results", default="results")
+    args = parser.parse_args()
+    run_file = output_dir(args.results, args.suite) / "suite_run.json"
+    if not run_file.is_file():
+        print(f"no {run_file}: run `mlwm benchmark --suite {args.suite}` first")
+        return
+    run = json.loads(run_file.read_text())
+    records, _ = load_records(f"{args.results}/runs", args.suite)
+    train = sum(r.get("time", {}).get("train_s") or 0 for r in records)
+    evals = sum(r.get("time", {}).get("eval_s") or 0 for r in records)
+    cells = sum(r.get("time", {}).get("total_s") or 0 for r in records)
+    workers = max(1, int(run.get("workers") or 1))
+    capacity = run["wall_s"] * workers  # worker-seconds available
+    print(f"| suite | cells | workers | wall s | train s (all cells) | eval s | in cells, other s | "
+          f"outside cells s | training share |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| {args.suite} | {len(records)} | {workers} | {run['wall_s']:.0f} | {train:.0f} | "
+          f"{evals:.0f} | {cells - train - evals:.0f} | {capacity - cells:.0f} | "
+          f"{train / capacity:.0%} |")
+    by_model: dict[str, float] = defaultdict(float)
+    for r in records:
+        by_model[r["model"]["name"]] += r.get("time", {}).get("total_s") or 0
+    print("\n| model | cell seconds (sum) | share |")
+    print("|---|---|---|")
+    for name, secs in sorted(by_model.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {secs:.0f} | {secs / cells:.0%} |")
+    print(f"\nThe wall time here is that of the recorded run only (a resumed suite counts the "
+          f"last part); leaderboard building took {run.get('leaderboard_s', 0):.1f} s.")
+
+
+if __name__ == "__main__":
+    main()
