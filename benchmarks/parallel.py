@@ -44,8 +44,14 @@ def _worker(setup: WorkerSetup, tasks: Any, results: Any, wid: int) -> None:
     torch.set_num_threads(setup.threads)
     registry.load_plugins(setup.plugin_files)
     cache = DataModuleCache()
+    parent = os.getppid()
     while True:
-        item = tasks.get()
+        try:
+            item = tasks.get(timeout=2.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the suite runner was killed: do not linger
+                return
+            continue
         if item is None:
             return
         index, cell = item
