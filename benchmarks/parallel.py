@@ -52,7 +52,7 @@ def _worker(setup: WorkerSetup, tasks: Any, results: Any, wid: int) -> None:
             if os.getppid() != parent:  # the suite runner was killed: do not linger
                 return
             continue
-        if item is None:
+        if item is None or os.getppid() != parent:  # finished, or the runner is gone
             return
         index, cell = item
         try:

@@ -19,7 +19,8 @@ Agreement with the plain path is to float rounding, not bitwise: under vmap a li
 layer is bmm then add (not addmm) and losses decompose into other kernels, so weights
 differ by ~1e-9 after a step. Where predictions stay clear of the decision boundary,
 metrics and best epochs agree exactly (tests/test_vectorised.py). Where a model sits at
-chance (parity n=32), Adam amplifies any rounding difference; there a one-ulp change
+chance (parity n=32), or a parameter's gradient is pure rounding (a bias before batch
+norm), Adam scales rounding differences up to steps of size lr; there a one-ulp change
 of the plain path's own initial weights moves test metrics just as far.
 
 Where it pays: on CPU a batched matmul costs what S matmuls cost, so only the per-step
