@@ -157,10 +157,12 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         _check_table(w, d, _DATASET_KEYS)
         if "name" not in d:
             raise UserError(f"{w} needs a name")
-        if "budget" in d:  # checked now, merged into each cell's budget by the runner
-            _budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
+        overrides = {}
+        if "budget" in d:  # checked and typed now, merged into each cell's budget by the runner
+            merged = _budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
+            overrides = {k: getattr(merged, k) for k in d["budget"]}
         cfg = DatasetConfig(d.get("id", d["name"]), d["name"], dict(d.get("params", {})),
-                            dict(d.get("budget", {})))
+                            overrides)
         if cfg.id in seen:
             raise UserError(f"{w}: dataset id {cfg.id!r} appears twice; give each an `id`")
         seen.add(cfg.id)
