@@ -124,3 +124,13 @@ def test_suite_file_errors_name_the_file_and_key(tmp_path, capsys, results_dir):
         assert main(["benchmark", "--suite", str(path), "--results", str(results_dir)]) == 2
         err = capsys.readouterr().err
         assert message in err and str(path) in err, err
+
+
+def test_dataset_budget_overrides_are_typed_like_the_suite_budget():
+    from benchmarks.suite import parse_suite
+
+    suite = parse_suite({"budget": {"max_time_s": 30.0},
+                         "datasets": [{"name": "parity", "budget": {"max_time_s": 60, "lr": 1}}],
+                         "models": [{"name": "mlp"}]}, "typed")
+    assert suite.datasets[0].budget == {"max_time_s": 60.0, "lr": 1.0}
+    assert all(isinstance(v, float) for v in suite.datasets[0].budget.values())
