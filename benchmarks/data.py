@@ -69,7 +69,8 @@ def num_rows(inputs: Any) -> int:
 def take_rows(inputs: Any, idx: torch.Tensor | slice) -> Any:
     """Rows `idx` of a tensor, of each tensor in a dict, or of a store with `.take`."""
     if isinstance(inputs, torch.Tensor):
-        return inputs[idx]
+        # index_select is ~10x faster than fancy indexing for a row gather on CPU
+        return inputs[idx] if isinstance(idx, slice) else inputs.index_select(0, idx)
     if isinstance(inputs, Mapping):
         return {k: take_rows(v, idx) for k, v in inputs.items()}
     if isinstance(idx, slice):
@@ -147,7 +148,7 @@ class TensorBatches:
         for start in range(0, stop, self.batch_size):
             end = min(start + self.batch_size, rows)
             idx: Any = slice(start, end) if order is None else order[start:end]
-            yield take_rows(self.inputs, idx), self.target[idx]
+            yield take_rows(self.inputs, idx), take_rows(self.target, idx)
 
 
 # -- the base datamodule ----------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Seeds trained as one vectorised model (benchmarks.vectorised) against the same seeds
 as plain cells, one after another: wall time and speedup for S = 1, 3, 8 seeds.
 
-    python -m benchmarks.perf.vectorised [--epochs 5] [--repeats 3] [--seeds 1,3,8] [--threads 1]
+    python -m benchmarks.perf.vectorised [--epochs 5] [--repeats 3] [--seeds 1,3,8]
+                                         [--widths 256,32] [--threads 1]
 
 The plain side is what a suite runs per cell: `run_cell` (datamodule setup, shared
 LightningModule, common Trainer, test pass, record written). The vectorised side is one
 `train_seeds_vectorised` call for all S seeds. Budget: 5 epochs, batch 256, AdamW,
 patience 0 (so both sides train every epoch). Cases: the MLP (3 layers) on parity
-(n=32, 20k train rows) at width 256 and at width 32, where per-step overhead dominates.
+(n=32, 20k train rows) at width 256 and at width 32, where per-step overhead dominates
+(--widths adds others).
 Sides are interleaved repeat by repeat and medians reported, because the machine is
 shared. The last column is the largest difference of a test metric (acc, f1) between
 the sides: parity n=32 stays at chance in 5 epochs, where Adam turns rounding into
@@ -36,10 +38,10 @@ from benchmarks.vectorised import train_seeds_vectorised
 
 PARITY = DatasetConfig("parity", "parity", {"n": 32, "n_train": 20000, "n_val": 2000,
                                             "n_test": 2000})
-CASES = {
-    "mlp width 256 / parity": ModelConfig("mlp", "mlp", {"hidden": 256, "depth": 3}),
-    "mlp width 32 / parity": ModelConfig("mlp", "mlp", {"hidden": 32, "depth": 3}),
-}
+
+
+def mlp(width: int) -> ModelConfig:
+    return ModelConfig("mlp", "mlp", {"hidden": width, "depth": 3})
 
 
 def plain_side(cells: list[Cell], dm) -> tuple[float, list[dict]]:
@@ -81,7 +83,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", default="1,3,8")
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--widths", default="256,32", help="MLP widths, one case each")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads > 0:
@@ -90,16 +92,16 @@ def main() -> None:
     budget = TrainBudget(max_epochs=args.epochs, patience=0, batch_size=256)
     dm = registry.create_dataset(PARITY.name, **PARITY.params)
     dm.setup()
-    warm = [Cell("perf", PARITY, CASES[next(iter(CASES))], 0, TrainBudget(max_epochs=1))]
+    warm = [Cell("perf", PARITY, mlp(32), 0, TrainBudget(max_epochs=1))]
     plain_side(warm, dm), vectorised_side(warm, dm)  # imports, allocator, caches
     print(f"| case | seeds | plain cells s | vectorised s | speedup | max test gap | "
           f"(epochs {args.epochs}, median of {args.repeats}, threads {torch.get_num_threads()})")
     print("|---|---|---|---|---|---|")
-    for name in args.cases.split(","):
+    for width in (int(w) for w in args.widths.split(",")):
         for seeds in (int(s) for s in args.seeds.split(",")):
-            r = measure(CASES[name], seeds, budget, args.repeats, dm)
-            print(f"| {name} | {seeds} | {r['plain_s']:.2f} | {r['vectorised_s']:.2f} | "
-                  f"{r['speedup']:.2f}x | {r['gap']:.2g} |", flush=True)
+            r = measure(mlp(width), seeds, budget, args.repeats, dm)
+            print(f"| mlp width {width} / parity | {seeds} | {r['plain_s']:.2f} | "
+                  f"{r['vectorised_s']:.2f} | {r['speedup']:.2f}x | {r['gap']:.2g} |", flush=True)
 
 
 if __name__ == "__main__":
