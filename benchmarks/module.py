@@ -19,6 +19,9 @@ from .data import BatchChunk
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
 
 
+_NO_SCALER = ("32-true", "32", "bf16-mixed", "bf16-true", "64-true")
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -65,12 +68,20 @@ class BenchModule(L.LightningModule):
         optimiser steps is exactly that of one minibatch per call."""
         opt = self.optimizers()
         batches = batch if isinstance(batch, BatchChunk) else (batch,)
+        # Without a gradient scaler (fp32, bf16) a micro-step needs none of Lightning's
+        # per-step hooks: the raw optimiser and a plain backward (DDP still syncs in it).
+        raw = opt.optimizer if self.trainer.precision in _NO_SCALER else None
         loss = None
         for inputs, target in batches:
             loss = self._step_loss(inputs, target)
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            opt.step()
+            if raw is not None:
+                raw.zero_grad(set_to_none=True)
+                loss.backward()
+                raw.step()
+            else:
+                opt.zero_grad(set_to_none=True)
+                self.manual_backward(loss)
+                opt.step()
             self._loss_sum = self._loss_sum.to(loss.device) + loss.detach()
             self._loss_steps += 1
         return loss.detach()

@@ -56,6 +56,11 @@ def main() -> None:
         parts.append(f"## {SCRIPTS.get(name, name)}\n\n`python -m {module}` ({took:.0f} s)\n\n{body}\n")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_file():  # keep the sections of scripts not run this time
+        ran = {part.split("\n", 1)[0] for part in parts[1:]}
+        kept = ["## " + sec for sec in out.read_text().split("\n## ")[1:]
+                if "## " + sec.split("\n", 1)[0] not in ran]
+        parts += [k if k.endswith("\n") else k + "\n" for k in kept]
     out.write_text("\n".join(parts))
     print(f"written {out}")
 

@@ -2,12 +2,13 @@
 generation, process start-up, evaluation, writing), from the last `mlwm benchmark` run of
 a suite (its suite_run.json) and the records it wrote.
 
-    python -m benchmarks.perf.suite_time [--suite default] [--results results]
+    python -m benchmarks.perf.suite_time [--suite default] [--results results] [--wall S]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import json
 from collections import defaultdict
 
@@ -18,6 +19,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", default="default")
     parser.add_argument("--results", default="results")
+    parser.add_argument("--wall", type=float, default=float(os.environ.get("MLWM_SUITE_WALL", 0)) or None,
+                        help="the suite's total wall seconds, when it "
+                        "ran in several parts (a resumed run records only its last part)")
     args = parser.parse_args()
     run_file = output_dir(args.results, args.suite) / "suite_run.json"
     if not run_file.is_file():
@@ -29,6 +33,11 @@ def main() -> None:
     evals = sum(r.get("time", {}).get("eval_s") or 0 for r in records)
     cells = sum(r.get("time", {}).get("total_s") or 0 for r in records)
     workers = max(1, int(run.get("workers") or 1))
+    if args.wall:
+        run["wall_s"] = args.wall
+    elif run.get("ran", 0) < run.get("cells", 0):
+        print(f"the last run of {args.suite} ran {run['ran']} of {run['cells']} cells (a resume): "
+              "pass --wall with the suite's total wall seconds for meaningful shares\n")
     capacity = run["wall_s"] * workers  # worker-seconds available
     print(f"| suite | cells | workers | wall s | train s (all cells) | eval s | in cells, other s | "
           f"outside cells s | training share |")

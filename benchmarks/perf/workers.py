@@ -22,10 +22,10 @@ from benchmarks.trainer import quiet_lightning
 def suite(seeds: int):
     return parse_suite({
         "seeds": list(range(seeds)), "baseline": False,
-        "budget": {"max_epochs": 8, "patience": 0, "batch_size": 128},
-        "datasets": [{"name": "parity", "params": {"n": 16, "n_train": 3000, "n_val": 500, "n_test": 500}},
-                     {"name": "descents", "params": {"n": 8, "n_train": 3000, "n_val": 500, "n_test": 500}}],
-        "models": [{"name": "mlp", "hparams": {"hidden": 128}}],
+        "budget": {"max_epochs": 15, "patience": 0, "batch_size": 128},
+        "datasets": [{"name": "parity", "params": {"n": 16, "n_train": 8000, "n_val": 1000, "n_test": 1000}},
+                     {"name": "descents", "params": {"n": 8, "n_train": 8000, "n_val": 1000, "n_test": 1000}}],
+        "models": [{"name": "mlp", "hparams": {"hidden": 256}}],
     }, "perf-workers")
 
 
@@ -43,7 +43,7 @@ def run(workers: int, seeds: int, accelerator: str) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--accelerator", default="cpu")
     args = parser.parse_args()
     quiet_lightning()
