@@ -213,6 +213,9 @@ def mean_curve(histories: list[list[dict[str, Any]]], key: str
             [_spread(list(c)) for c in columns])
 
 
+BOUNDED_BY_ONE = {"acc", "f1", "f1_macro", "exact_match", "bit_acc", "r2"}
+
+
 def learning_curves(rows: list[Row], styles: dict[str, tuple[Any, str]]):
     """Validation metric per epoch for every model with recorded histories."""
     first = rows[0]
@@ -230,8 +233,9 @@ def learning_curves(rows: list[Row], styles: dict[str, tuple[Any, str]]):
         seen[r.model_name] = seen.get(r.model_name, 0) + 1
         ax.plot(epochs, m, color=colour, linestyle=style, linewidth=1.4,
                 label=f"{r.model_id} (n={len(r.histories)})")
+        top = 1.0 if first.metric in BOUNDED_BY_ONE else math.inf  # a band past 100% is noise
         ax.fill_between(epochs, [a - b for a, b in zip(m, s, strict=True)],
-                        [a + b for a, b in zip(m, s, strict=True)],
+                        [min(a + b, top) for a, b in zip(m, s, strict=True)],
                         color=colour, alpha=0.15, linewidth=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"val {first.metric} (mean ± std over seeds)")

@@ -22,7 +22,7 @@ from benchmarks.trainer import quiet_lightning
 def suite(seeds: int):
     return parse_suite({
         "seeds": list(range(seeds)), "baseline": False,
-        "budget": {"max_epochs": 15, "patience": 0, "batch_size": 128},
+        "budget": {"max_epochs": 40, "patience": 0, "batch_size": 64},
         "datasets": [{"name": "parity", "params": {"n": 16, "n_train": 8000, "n_val": 1000, "n_test": 1000}},
                      {"name": "descents", "params": {"n": 8, "n_train": 8000, "n_val": 1000, "n_test": 1000}}],
         "models": [{"name": "mlp", "hparams": {"hidden": 256}}],
