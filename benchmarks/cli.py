@@ -325,6 +325,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     cell = Cell(old["suite"], DatasetConfig(d["id"], d["name"], dict(d["params"])),
                 ModelConfig(m["id"], m["name"], dict(m["hparams"])), old["seed"],
                 TrainBudget(**{k: v for k, v in old["budget"].items() if k in known}))
+    threads = old.get("environment", {}).get("threads")
+    if threads:  # the same reduction order as the recorded run
+        import torch
+
+        torch.set_num_threads(int(threads))
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="mlwm-rerun-"))
     new = run_cell(cell, make_datamodule(cell.dataset),
                    RunOptions(results_dir=results, accelerator=args.accelerator, force=True))

@@ -144,6 +144,8 @@ def environment(accelerator: str = "cpu") -> dict[str, Any]:
         "lightning": lightning.__version__, "torchmetrics": torchmetrics.__version__,
         "platform": platform.platform(), "device": device_name(accelerator),
         "git_commit": git_commit(), "argv": sys.argv[1:],
+        # float reductions depend on the thread count: a rerun must use the same one
+        "threads": torch.get_num_threads(),
     }
 
 
