@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .compare import add_compare_parser
 from .errors import UserError
@@ -106,11 +107,10 @@ def check_writable(results: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import registry
     from .runner import Cell, make_datamodule, run_cell, view_for
     from .suite import DatasetConfig, ModelConfig
     from .trainer import TrainBudget
-
-    from . import registry
 
     registry.get_dataset_entry(args.dataset)
     registry.get_model_entry(args.model)
@@ -153,8 +153,14 @@ class SuiteProgress:
 
     def __enter__(self) -> SuiteProgress:
         if self.interactive:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TimeElapsedColumn(),

@@ -36,7 +36,7 @@ def run_one_cell(suite_path: str, index: int, options: RunOptions,
                  plugin_files: tuple[str, ...]) -> dict[str, Any]:
     """What one array task runs: cell `index` of the suite's plan, with claims."""
     from . import registry
-    from .runner import plan_suite, run_claimed, make_datamodule
+    from .runner import make_datamodule, plan_suite, run_claimed
     from .suite import load_suite
 
     registry.load_plugins(plugin_files)

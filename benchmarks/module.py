@@ -18,7 +18,6 @@ from .contract import DatasetSpec, TaskType
 from .data import BatchChunk
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
 
-
 _NO_SCALER = ("32-true", "32", "bf16-mixed", "bf16-true", "64-true")
 
 

@@ -58,7 +58,7 @@ def _worker(setup: WorkerSetup, tasks: Any, results: Any, wid: int) -> None:
         try:
             outcome, record = run_claimed(
                 cell, cache.get(cell.dataset), setup.options,
-                on_start=lambda: results.put(("start", wid, index, None)))
+                on_start=lambda i=index: results.put(("start", wid, i, None)))
         except KeyboardInterrupt:
             return
         except BaseException as exc:  # a user error in one cell (bad budget) ends that cell only

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -385,7 +384,7 @@ def iter_suite(suite: Suite, options: RunOptions,
         notify = (lambda ev, rec, i=index, c=cell: progress(ev, c, i, total, rec)) if progress \
             else (lambda ev, rec: None)
         outcome, record = run_claimed(cell, cache.get(cell.dataset), options,
-                                      on_start=lambda: notify("start", None))
+                                      on_start=lambda n=notify: n("start", None))
         if outcome == "busy":
             notify("busy", None)
         elif outcome == "done":

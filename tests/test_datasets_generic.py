@@ -9,11 +9,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import DATASETS, smoke_datamodule
 
 from benchmarks import registry
 from benchmarks.contract import Modality, TaskType
 from benchmarks.data import num_rows
-from conftest import DATASETS, smoke_datamodule
 
 
 @pytest.mark.parametrize("name", DATASETS)

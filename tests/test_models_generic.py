@@ -7,6 +7,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from conftest import compatible_pairs, smoke_datamodule
 from torch import nn
 
 from benchmarks import registry
@@ -14,7 +15,6 @@ from benchmarks.budget import fit_width
 from benchmarks.contract import choose_view
 from benchmarks.evaluation import evaluate_outputs, shape_outputs, task_loss
 from benchmarks.module import call_backbone
-from conftest import compatible_pairs, smoke_datamodule
 
 PAIRS = compatible_pairs()
 NEURAL = [(d, m) for d, m in PAIRS if registry.get_model_entry(m).kind == "neural"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmarks import registry
@@ -83,7 +85,7 @@ def test_spec_validation():
     spec = _spec(views=(ViewSpec(Modality.SEQUENCE, (4,), 3), ViewSpec(Modality.VECTOR, (4,))))
     assert spec.modality is Modality.SEQUENCE
     assert spec.for_view("vector").input_shape == (4,)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         spec.name = "other"  # frozen
 
 

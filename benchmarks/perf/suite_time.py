@@ -8,8 +8,8 @@ a suite (its suite_run.json) and the records it wrote.
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 from collections import defaultdict
 
 from benchmarks.leaderboard import load_records, output_dir
@@ -39,8 +39,8 @@ def main() -> None:
         print(f"the last run of {args.suite} ran {run['ran']} of {run['cells']} cells (a resume): "
               "pass --wall with the suite's total wall seconds for meaningful shares\n")
     capacity = run["wall_s"] * workers  # worker-seconds available
-    print(f"| suite | cells | workers | wall s | train s (all cells) | eval s | in cells, other s | "
-          f"outside cells s | training share |")
+    print("| suite | cells | workers | wall s | train s (all cells) | eval s | in cells, other s | "
+          "outside cells s | training share |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.suite} | {len(records)} | {workers} | {run['wall_s']:.0f} | {train:.0f} | "
           f"{evals:.0f} | {cells - train - evals:.0f} | {capacity - cells:.0f} | "
