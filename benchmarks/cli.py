@@ -89,7 +89,8 @@ def _options(args: argparse.Namespace):
     results = Path(args.results)
     check_writable(results)
     return RunOptions(results_dir=results, accelerator=args.accelerator, devices=args.devices,
-                      strategy=args.strategy, num_nodes=args.num_nodes, force=args.force)
+                      strategy=args.strategy, num_nodes=args.num_nodes, force=args.force,
+                      vectorise_seeds=getattr(args, "vectorise_seeds", False))
 
 
 def check_writable(results: Path) -> None:
@@ -396,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cells run at once in worker processes (on GPUs: one per device)")
     p.add_argument("--cells-per-device", type=int, default=1,
                    help="workers sharing one GPU, for small cells")
+    p.add_argument("--vectorise-seeds", action="store_true",
+                   help="train the seeds of a cell as one vectorised model where supported "
+                        "(pays for small models; one worker)")
     g = p.add_argument_group("cluster (submitit)")
     g.add_argument("--launcher", choices=["none", "slurm", "local"], default="none",
                    help="submit the cells as a SLURM job array (local: submitit's local executor)")

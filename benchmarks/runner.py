@@ -52,6 +52,7 @@ class RunOptions:
     num_nodes: int = 1
     retry_failed: bool = True     # rerun cells whose record says failed
     force: bool = False           # rerun every cell, finished or not
+    vectorise_seeds: bool = False  # train the seeds of a cell together (torch.func) where supported
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,11 @@ def _fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, cell: Cell) ->
             "details": model.describe() if hasattr(model, "describe") else {}}
 
 
-def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, Any]:
-    """Train and evaluate one cell; return its record (written atomically to disk)."""
+def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
+             trained: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell; return its record (written atomically to disk).
+    `trained`: the outcome of a vectorised run of several seeds (benchmarks.vectorised),
+    recorded through the same code instead of training here."""
     import lightning as L
 
     entry = registry.get_model_entry(cell.model.name)
@@ -260,14 +264,20 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> dict[str, A
             record["dataset"]["sizes"] = {s: dm.split_size(s) for s in dm.splits}
             dm.configure(view=view, batch_size=cell.budget.batch_size, seed=cell.seed,
                          chunk=cell.budget.chunk or 1 << 30)
-            L.seed_everything(cell.seed, workers=False, verbose=False)
-            model = registry.create_model(cell.model.name, spec, **given)
-            if isinstance(model, nn.Module):
-                record["model"]["n_params"] = count_params(model)
-                out = _train_neural(model, dm, spec, cell, options)
+            if trained is not None:
+                record["model"]["n_params"] = trained["n_params"]
+                if trained.get("failed"):
+                    raise Diverged(trained["failed"].removeprefix("diverged: "))
+                out = {k: v for k, v in trained.items() if k not in ("n_params", "failed")}
             else:
-                out = _fit_model(model, dm, spec, cell)
-                record["model"]["n_params"] = int(getattr(model, "n_params", 0) or 0)
+                L.seed_everything(cell.seed, workers=False, verbose=False)
+                model = registry.create_model(cell.model.name, spec, **given)
+                if isinstance(model, nn.Module):
+                    record["model"]["n_params"] = count_params(model)
+                    out = _train_neural(model, dm, spec, cell, options)
+                else:
+                    out = _fit_model(model, dm, spec, cell)
+                    record["model"]["n_params"] = int(getattr(model, "n_params", 0) or 0)
             out.pop("rank", 0)
             record["model"]["details"] = _recovery_gate(out.pop("details", {}), out["metrics"])
             record.update(metrics=out["metrics"], epochs=out["epochs"],
@@ -372,27 +382,96 @@ class DataModuleCache:
         return self.dm
 
 
+def _same_but_seed(cell: Cell) -> tuple[Any, ...]:
+    return (cell.dataset, cell.model, cell.budget)
+
+
+def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions
+                   ) -> dict[int, dict[str, Any]]:
+    """Train the unfinished seeds of one (dataset, model, budget) together when the model
+    supports it (benchmarks.vectorised); the records of the cells it ran, by seed. Cells
+    it did not take (finished, claimed elsewhere, unsupported) run the usual way after."""
+    from .vectorised import (
+        NotVectorisable,
+        model_setup,
+        supports_vectorised,
+        train_seeds_vectorised,
+    )
+
+    entry = registry.get_model_entry(group[0].model.name)
+    if entry.kind != "neural" or entry.unavailable_reason() or secondary_rank():
+        return {}
+    pending = [c for c in group if finished_record(c, dm, options) is None]
+    if len(pending) < 2:
+        return {}
+    try:
+        _, spec, given = model_setup(pending[0], dm)
+        if supports_vectorised(entry.name, spec, given, pending[0].budget):
+            return {}
+    except (NotVectorisable, UserError):
+        return {}
+    claims: list[tuple[Cell, Path]] = []
+    try:
+        for c in pending:
+            lock = try_claim(c.path(options.results_dir))
+            if lock is not None and finished_record(c, dm, options) is None:
+                claims.append((c, lock))
+                remove_debris(c.path(options.results_dir))
+            else:
+                release_claim(lock)
+        cells = [c for c, _ in claims]
+        if len(cells) < 2:
+            return {}
+        try:
+            outs = train_seeds_vectorised(cells, dm, options)
+        except NotVectorisable:
+            return {}
+        return {c.seed: run_cell(c, dm, options, trained=o)
+                for c, o in zip(cells, outs, strict=True)}
+    finally:
+        for _, lock in claims:
+            release_claim(lock)
+
+
 def iter_suite(suite: Suite, options: RunOptions,
                progress: ProgressFn | None = None) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
     """Run a suite cell by cell, yielding (cell, record, was_run); record is None for a cell
     another process is running. `progress(event, cell, index, total, record)` is called
-    with event "start" before and "end" after a cell, "busy" for one claimed elsewhere."""
+    with event "start" before and "end" after a cell, "busy" for one claimed elsewhere.
+    With options.vectorise_seeds, the seeds of a cell train together where supported."""
+    import itertools
+
     plan = plan_suite(suite)
     total = len(plan.cells)
     cache = DataModuleCache()
-    for index, cell in enumerate(plan.cells):
-        notify = (lambda ev, rec, i=index, c=cell: progress(ev, c, i, total, rec)) if progress \
-            else (lambda ev, rec: None)
-        outcome, record = run_claimed(cell, cache.get(cell.dataset), options,
-                                      on_start=lambda n=notify: n("start", None))
-        if outcome == "busy":
-            notify("busy", None)
-        elif outcome == "done":
-            notify("start", record)
-            notify("end", record)
-        else:
-            notify("end", record)
-        yield cell, record, outcome == "ran"
+    indexed = list(enumerate(plan.cells))
+    for _, group in itertools.groupby(indexed, key=lambda ic: _same_but_seed(ic[1])):
+        group = list(group)
+        dm = cache.get(group[0][1].dataset)
+        done_together: dict[int, dict[str, Any]] = {}
+        if options.vectorise_seeds and len(group) > 1:
+            done_together = run_vectorised([c for _, c in group], dm, options)
+        for index, cell in group:
+            def notify(ev: str, rec: dict[str, Any] | None, i: int = index, c: Cell = cell) -> None:
+                if progress:
+                    progress(ev, c, i, total, rec)
+
+            if cell.seed in done_together:
+                record = done_together[cell.seed]
+                notify("start", None)
+                notify("end", record)
+                yield cell, record, True
+                continue
+            outcome, record = run_claimed(cell, dm, options,
+                                          on_start=lambda n=notify: n("start", None))
+            if outcome == "busy":
+                notify("busy", None)
+            elif outcome == "done":
+                notify("start", record)
+                notify("end", record)
+            else:
+                notify("end", record)
+            yield cell, record, outcome == "ran"
 
 
 def primary_metric(record: dict[str, Any], split: str = "test") -> float | None:
