@@ -177,18 +177,22 @@ def try_claim(path: str | Path) -> Path | None:
     process holds it. A stale claim (its process is gone) is taken over."""
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if not _claim_is_stale(lock):
-                return None
-            lock.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{platform.node()} {os.getpid()}\n")
-        return lock
-    return None
+    # The claim appears with its owner already written in it (a hard link of a finished
+    # file), so no other process can read a half-made claim and take it for a stale one.
+    mine = lock.with_name(f".{lock.name}.{os.getpid()}.claim")
+    mine.write_text(f"{platform.node()} {os.getpid()}\n")
+    try:
+        for _ in range(2):
+            try:
+                os.link(mine, lock)
+                return lock
+            except FileExistsError:
+                if not _claim_is_stale(lock):
+                    return None
+                lock.unlink(missing_ok=True)
+        return None
+    finally:
+        mine.unlink(missing_ok=True)
 
 
 def remove_debris(path: str | Path) -> None:
