@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .compare import add_compare_parser
 from .errors import UserError

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .budget import format_budget
 from .errors import UserError
