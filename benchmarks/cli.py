@@ -108,7 +108,7 @@ def check_writable(results: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import registry
-    from .runner import Cell, make_datamodule, run_cell, view_for
+    from .runner import Cell, incompatibility, make_datamodule, run_cell, secondary_rank
     from .suite import DatasetConfig, ModelConfig
     from .trainer import TrainBudget
 
@@ -120,14 +120,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                                    ("batch_size", args.batch_size)) if v is not None}
     cell = Cell("run", dcfg, mcfg, args.seed, TrainBudget(**budget_kw))
     dm = make_datamodule(dcfg)
-    from .runner import incompatibility
-
     reason = incompatibility(dm.spec, args.model)
-    if reason or view_for(dm.spec, args.model) is None:
+    if reason:
         raise UserError(f"cannot run this pair: {reason}")
     record = run_cell(cell, dm, _options(args))
-    from .runner import secondary_rank
-
     if secondary_rank():
         return 0  # a DDP peer: rank 0 reports
     metric = record["dataset"]["metric"]
@@ -184,7 +180,7 @@ class SuiteProgress:
             if self.progress is not None:
                 self.progress.update(self.task, description=f"{cell.label}")
             return
-        resumed = record is not None and record.get("_resumed", False)
+        resumed = event == "resumed"  # its record was finished before this run
         status = record["status"] if record else "?"
         if self.progress is not None:
             self.progress.update(self.task, advance=1)
@@ -235,9 +231,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             from .parallel import iter_suite_parallel
 
             cells = iter_suite_parallel(suite, options, args.workers, tuple(args.plugin),
-                                        args.cells_per_device, progress=_mark_resumed(progress))
+                                        args.cells_per_device, progress=progress)
         else:
-            cells = iter_suite(suite, options, progress=_mark_resumed(progress))
+            cells = iter_suite(suite, options, progress=progress)
         for _, record, was_run in cells:
             ran += was_run
             status = record["status"] if record else "left to another process"
@@ -288,15 +284,6 @@ def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any) ->
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     print(f"{len(jobs)} cells ({summary or 'none'}); leaderboard: {paths[0]}")
     return 0
-
-
-def _mark_resumed(progress):
-    """Tell the progress display which records were finished before this run."""
-    def wrapped(event, cell, index, total, record):
-        if event == "start" and record is not None:
-            record["_resumed"] = True
-        progress(event, cell, index, total, record)
-    return wrapped
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

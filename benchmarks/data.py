@@ -27,7 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from .contract import DatasetSpec, Modality, TaskType
+from .contract import DatasetSpec, Modality
 from .errors import UserError
 
 SPLITS = ("train", "val", "test", "ood_test")
@@ -334,16 +334,6 @@ def split_counts(total_needed: Mapping[str, int]) -> dict[str, slice]:
         out[split] = slice(start, start + n)
         start += n
     return out
-
-
-def majority_rate(target: torch.Tensor, task: TaskType) -> float:
-    """Share of the most common class (binary/multiclass), for dataset summaries."""
-    if task is TaskType.BINARY:
-        p = float(target.float().mean())
-        return max(p, 1 - p)
-    if task is TaskType.MULTICLASS:
-        return float(torch.bincount(target.long()).max()) / len(target)
-    raise ValueError("majority_rate is defined for binary and multiclass tasks")
 
 
 def first_occurrences(rows: np.ndarray) -> np.ndarray:

@@ -142,9 +142,7 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                 if event == "busy":
                     progress("busy", cell, index, total, None)
                 else:
-                    if event == "done":
-                        progress("start", cell, index, total, record)
-                    progress("end", cell, index, total, record)
+                    progress("resumed" if event == "done" else "end", cell, index, total, record)
             yield cell, record, event == "ran"
     finally:
         for _ in procs:
@@ -158,34 +156,17 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
 
 def _died_record(cell: Cell, exitcode: int | None, options: RunOptions) -> dict[str, Any]:
     """A failed record for the cell a dead worker was running; its claim is released."""
-    from .records import SCHEMA_VERSION, write_json_atomic
-    from .runner import _now, cell_config, config_hash, environment, make_datamodule
+    from .records import write_json_atomic
+    from .runner import make_datamodule, model_setup, new_record
 
     dm = make_datamodule(cell.dataset)
-    path = cell.path(options.results_dir)
+    _, _, spec, given = model_setup(cell, dm)
     how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else \
         f"exit code {exitcode}"
-    record = {
-        "schema_version": SCHEMA_VERSION, "suite": cell.suite,
-        "dataset": {"id": cell.dataset.id, "name": dm.name, "version": dm.version,
-                    "params": dm.params, "content_hash": "",
-                    **{k: v for k, v in _spec_summary(dm).items()}},
-        "model": {"id": cell.model.id, "name": cell.model.name, "hparams": cell.model.hparams,
-                  "kind": "neural", "baseline": False, "n_params": None,
-                  "param_budget": cell.model.param_budget},
-        "seed": cell.seed, "budget": cell.budget.to_dict(), "status": "failed",
-        "reason": f"worker process died ({how}) while running this cell",
-        "metrics": {}, "epochs": 0, "best_epoch": None, "time": {"total_s": 0.0},
-        "samples_per_s": None, "history": [],
-        "config_hash": config_hash(cell_config(cell, dm)),
-        "environment": environment(options.accelerator), "created": _now(),
-    }
+    record = new_record(cell, dm, spec, given, options)
+    record.update(status="failed", reason=f"worker process died ({how}) while running this cell",
+                  time={"total_s": 0.0})
+    path = cell.path(options.results_dir)
     write_json_atomic(path, record)
     release_claim(lock_path(path))
     return record
-
-
-def _spec_summary(dm: Any) -> dict[str, Any]:
-    from .runner import _spec_fields
-
-    return _spec_fields(dm.spec)

@@ -222,29 +222,30 @@ def _fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, cell: Cell) ->
             "details": model.describe() if hasattr(model, "describe") else {}}
 
 
-def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
-             trained: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and evaluate one cell; return its record (written atomically to disk).
-    `trained`: the outcome of a vectorised run of several seeds (benchmarks.vectorised),
-    recorded through the same code instead of training here."""
-    import lightning as L
-
+def model_setup(cell: Cell, dm: MathDataModule
+                ) -> tuple[registry.ModelEntry, Modality, DatasetSpec, dict[str, Any]]:
+    """(model entry, view, spec narrowed to it, factory hparams with a budget's width)."""
     entry = registry.get_model_entry(cell.model.name)
-    spec_full = dm.spec
-    view = choose_view(spec_full, entry.modalities)
+    view = choose_view(dm.spec, entry.modalities)
     if view is None:
-        raise UserError(incompatibility(spec_full, cell.model.name) or "incompatible pair")
-    spec = spec_full.for_view(view)
+        raise UserError(incompatibility(dm.spec, cell.model.name) or "incompatible pair")
+    spec = dm.spec.for_view(view)
     given = dict(cell.model.hparams)
     if cell.model.param_budget is not None:
-        width, _ = fit_width(cell.model.name, spec, cell.model.param_budget, given)
-        given[entry.width] = width
-    hparams = {**registry.defaults(entry.params), **given}
-    record: dict[str, Any] = {
+        given[entry.width] = fit_width(cell.model.name, spec, cell.model.param_budget, given)[0]
+    return entry, view, spec, given
+
+
+def new_record(cell: Cell, dm: MathDataModule, spec: DatasetSpec, given: dict[str, Any],
+               options: RunOptions) -> dict[str, Any]:
+    """A record of the cell before it runs: identity, configuration and environment."""
+    entry = registry.get_model_entry(cell.model.name)
+    return {
         "schema_version": SCHEMA_VERSION, "suite": cell.suite,
         "dataset": {"id": cell.dataset.id, "name": dm.name, "version": dm.version,
                     "params": dm.params, "content_hash": "", **_spec_fields(spec)},
-        "model": {"id": cell.model.id, "name": cell.model.name, "hparams": hparams,
+        "model": {"id": cell.model.id, "name": cell.model.name,
+                  "hparams": {**registry.defaults(entry.params), **given},
                   "kind": entry.kind, "baseline": entry.baseline, "n_params": None,
                   "param_budget": cell.model.param_budget},
         "seed": cell.seed, "budget": cell.budget.to_dict(),
@@ -253,6 +254,17 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
         "config_hash": config_hash(cell_config(cell, dm)),
         "environment": environment(options.accelerator), "created": _now(),
     }
+
+
+def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
+             trained: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell; return its record (written atomically to disk).
+    `trained`: the outcome of a vectorised run of several seeds (benchmarks.vectorised),
+    recorded through the same code instead of training here."""
+    import lightning as L
+
+    entry, view, spec, given = model_setup(cell, dm)
+    record = new_record(cell, dm, spec, given, options)
     unavailable = entry.unavailable_reason()
     t0 = time.perf_counter()
     try:
@@ -392,12 +404,7 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions
     """Train the unfinished seeds of one (dataset, model, budget) together when the model
     supports it (benchmarks.vectorised); the records of the cells it ran, by seed. Cells
     it did not take (finished, claimed elsewhere, unsupported) run the usual way after."""
-    from .vectorised import (
-        NotVectorisable,
-        model_setup,
-        supports_vectorised,
-        train_seeds_vectorised,
-    )
+    from .vectorised import NotVectorisable, supports_vectorised, train_seeds_vectorised
 
     entry = registry.get_model_entry(group[0].model.name)
     if entry.kind != "neural" or entry.unavailable_reason() or secondary_rank():
@@ -406,7 +413,7 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions
     if len(pending) < 2:
         return {}
     try:
-        _, spec, given = model_setup(pending[0], dm)
+        _, _, spec, given = model_setup(pending[0], dm)
         if supports_vectorised(entry.name, spec, given, pending[0].budget):
             return {}
     except (NotVectorisable, UserError):
@@ -438,7 +445,8 @@ def iter_suite(suite: Suite, options: RunOptions,
                progress: ProgressFn | None = None) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
     """Run a suite cell by cell, yielding (cell, record, was_run); record is None for a cell
     another process is running. `progress(event, cell, index, total, record)` is called
-    with event "start" before and "end" after a cell, "busy" for one claimed elsewhere.
+    with event "start" before and "end" after a cell, "resumed" for one finished before,
+    "busy" for one claimed elsewhere.
     With options.vectorise_seeds, the seeds of a cell train together where supported."""
     import itertools
 
@@ -468,16 +476,7 @@ def iter_suite(suite: Suite, options: RunOptions,
             if outcome == "busy":
                 notify("busy", None)
             elif outcome == "done":
-                notify("start", record)
-                notify("end", record)
+                notify("resumed", record)
             else:
                 notify("end", record)
             yield cell, record, outcome == "ran"
-
-
-def primary_metric(record: dict[str, Any], split: str = "test") -> float | None:
-    return record.get("metrics", {}).get(split, {}).get(record["dataset"].get("metric", ""))
-
-
-def view_for(spec: DatasetSpec, model_name: str) -> Modality | None:
-    return choose_view(spec, registry.get_model_entry(model_name).modalities)

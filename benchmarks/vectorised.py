@@ -52,12 +52,11 @@ import torch
 from torch import nn
 
 from . import registry
-from .budget import fit_width
 from .contract import DatasetSpec, Modality, TaskType, choose_view
 from .data import MathDataModule, TensorBatches
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
 from .module import call_backbone
-from .runner import Cell, RunOptions, count_params
+from .runner import Cell, RunOptions, count_params, model_setup
 from .trainer import TrainBudget
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -327,19 +326,6 @@ class SeedRun:
 
 
 # -- the entry point -------------------------------------------------------------------------
-def model_setup(cell: Cell, dm: MathDataModule) -> tuple[Modality, DatasetSpec, dict[str, Any]]:
-    """(view, spec narrowed to it, factory hparams) exactly as run_cell derives them."""
-    entry = registry.get_model_entry(cell.model.name)
-    view = choose_view(dm.spec, entry.modalities)
-    if view is None:
-        raise NotVectorisable(f"model {cell.model.name!r} has no view of dataset {dm.name!r}")
-    spec = dm.spec.for_view(view)
-    given = dict(cell.model.hparams)
-    if cell.model.param_budget is not None:
-        given[entry.width] = fit_width(cell.model.name, spec, cell.model.param_budget, given)[0]
-    return view, spec, given
-
-
 def check_group(cells: list[Cell]) -> None:
     """Cells may share a vectorised run only when they differ in nothing but the seed."""
     if not cells:
@@ -376,7 +362,7 @@ def train_seeds_vectorised(cells: list[Cell], dm: MathDataModule,
     check_group(cells)
     device = device_for(options)
     cell0, budget = cells[0], cells[0].budget
-    view, spec, given = model_setup(cell0, dm)
+    _, view, spec, given = model_setup(cell0, dm)
     reason = supports_vectorised(cell0.model.name, spec, given, budget)
     if reason:
         raise NotVectorisable(reason)

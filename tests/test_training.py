@@ -9,7 +9,8 @@ import dataclasses
 import torch
 
 from benchmarks.data import BatchChunk, TensorBatches
-from benchmarks.runner import Cell, RunOptions, make_datamodule, run_cell
+from benchmarks.records import config_hash
+from benchmarks.runner import Cell, RunOptions, cell_config, make_datamodule, run_cell
 from benchmarks.suite import DatasetConfig, ModelConfig
 from benchmarks.trainer import TrainBudget
 
@@ -56,5 +57,9 @@ def test_loader_visits_every_row_once_per_epoch_in_a_seeded_order():
 
 
 def test_budget_is_part_of_the_cell_identity():
-    a, b = _cell(1), _cell(0)
-    assert dataclasses.asdict(a.budget) != dataclasses.asdict(b.budget)
+    dm = make_datamodule(_cell(1).dataset)
+    same = config_hash(cell_config(_cell(1), dm))
+    assert config_hash(cell_config(_cell(1), dm)) == same  # stable for one configuration
+    assert config_hash(cell_config(_cell(0), dm)) != same  # another budget is another cell
+    other_seed = dataclasses.replace(_cell(1), seed=1)
+    assert config_hash(cell_config(other_seed, dm)) != same
