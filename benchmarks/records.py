@@ -8,6 +8,8 @@ hardware and package versions. `record_schema.json` beside this file is its JSON
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -16,6 +18,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +177,7 @@ def _claim_is_stale(lock: Path) -> bool:
 
 def try_claim(path: str | Path) -> Path | None:
     """Claim a record path by creating its lock file atomically; None if another live
-    process holds it. A stale claim (its process is gone) is taken over."""
+    process holds it. A stale claim (its process is gone) is taken over by one runner."""
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     # The claim appears with its owner already written in it (a hard link of a finished
@@ -182,17 +185,40 @@ def try_claim(path: str | Path) -> Path | None:
     mine = lock.with_name(f".{lock.name}.{os.getpid()}.claim")
     mine.write_text(f"{platform.node()} {os.getpid()}\n")
     try:
-        for _ in range(2):
+        try:
+            os.link(mine, lock)
+            return lock
+        except FileExistsError:
+            pass
+        if not _claim_is_stale(lock):
+            return None
+        # Two runners may find the same stale claim at once: if both deleted it and linked
+        # their own, the second would delete the first's fresh claim. Takeovers therefore
+        # run one at a time under a kernel lock (released if its holder dies), and look
+        # again inside it.
+        with _takeover_mutex(lock):
+            if not _claim_is_stale(lock):
+                return None
+            lock.unlink(missing_ok=True)
             try:
                 os.link(mine, lock)
                 return lock
-            except FileExistsError:
-                if not _claim_is_stale(lock):
-                    return None
-                lock.unlink(missing_ok=True)
-        return None
+            except FileExistsError:  # a fresh claim (not a takeover) came in between
+                return None
     finally:
         mine.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _takeover_mutex(lock: Path) -> Iterator[None]:
+    """An exclusive flock on `<lock>.takeover`. The file is left in place: deleting a file
+    others may be waiting to lock would let two of them hold locks on different files."""
+    fd = os.open(lock.with_name(f".{lock.name}.takeover"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 def remove_debris(path: str | Path) -> None:
