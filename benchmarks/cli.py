@@ -109,7 +109,7 @@ def check_writable(results: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import registry
     from .runner import Cell, incompatibility, make_datamodule, run_cell, secondary_rank
-    from .suite import DatasetConfig, ModelConfig
+    from .suite import DatasetConfig, ModelConfig, Suite, with_budget
     from .trainer import TrainBudget
 
     registry.get_dataset_entry(args.dataset)
@@ -118,7 +118,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     mcfg = ModelConfig(args.model, args.model, parse_assignments(args.hparam, "--hparam"))
     budget_kw = {k: v for k, v in (("max_epochs", args.max_epochs), ("lr", args.lr),
                                    ("batch_size", args.batch_size)) if v is not None}
-    cell = Cell("run", dcfg, mcfg, args.seed, TrainBudget(**budget_kw))
+    budget = with_budget(Suite("run", "", (0,), TrainBudget(**budget_kw), (), ()),
+                         **_speed_flags(args)).budget
+    cell = Cell("run", dcfg, mcfg, args.seed, budget)
     dm = make_datamodule(dcfg)
     reason = incompatibility(dm.spec, args.model)
     if reason:
@@ -135,6 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{cell.label}: test {metric} = {test:.4f}  (val {record['metrics']['val'].get(metric, float('nan')):.4f}, "
           f"{record['model']['n_params']} params, {record['time']['train_s']:.1f} s)  record: {path}")
     return 0
+
+
+def _speed_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Budget fields set by --batch-scale and --compile (they change a cell's identity:
+    its record is rerun, not resumed)."""
+    return {k: v for k, v in (("batch_scale", args.batch_scale), ("compile", args.compile))
+            if v is not None}
 
 
 # -- suites ------------------------------------------------------------------------------
@@ -200,9 +209,9 @@ class SuiteProgress:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .leaderboard import build_leaderboard
     from .runner import iter_suite, plan_suite
-    from .suite import load_suite
+    from .suite import load_suite, with_budget
 
-    suite = load_suite(args.suite)
+    suite = with_budget(load_suite(args.suite), **_speed_flags(args))
     if args.model:  # models added on the command line (a plugin's model, say)
         import dataclasses
 
@@ -263,7 +272,7 @@ def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any) ->
                              timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node,
                              cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
                              folder=str(Path(args.results) / "slurm"), wait=not args.no_wait)
-    jobs = submit_suite(suite.path, options, cluster, tuple(args.plugin))
+    jobs = submit_suite(suite, options, cluster, tuple(args.plugin))
     if not jobs:
         print(f"suite {suite.name}: every cell has a record; nothing submitted")
     else:
@@ -362,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
         p.add_argument("--num-nodes", default=1, type=int, help="nodes per cell (multi-node DDP)")
         p.add_argument("--force", action="store_true", help="rerun cells that have a record")
+        p.add_argument("--batch-scale", type=int, metavar="K",
+                       help="train on batches K times larger, the rate scaled to match "
+                            "(sqrt(K) for Adam/AdamW, K for SGD); see results/perf.md")
+        p.add_argument("--compile", metavar="MODE",
+                       help="torch.compile each backbone: default, reduce-overhead (CUDA "
+                            "graphs on GPU) or max-autotune")
 
     p = sub.add_parser("run", help="train one (dataset, model, seed) cell")
     p.add_argument("--dataset", required=True)
@@ -385,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workers sharing one GPU, for small cells")
     p.add_argument("--vectorise-seeds", action="store_true",
                    help="train the seeds of a cell as one vectorised model where supported "
-                        "(pays for small models; one worker)")
+                        "(pays for small models; with --workers, a worker takes all seeds of a cell)")
     g = p.add_argument_group("cluster (submitit)")
     g.add_argument("--launcher", choices=["none", "slurm", "local"], default="none",
                    help="submit the cells as a SLURM job array (local: submitit's local executor)")

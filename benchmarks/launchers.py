@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runner import RunOptions
+from .runner import Cell, RunOptions
+from .suite import Suite
 
 
 @dataclass(frozen=True)
@@ -32,37 +33,36 @@ class ClusterOptions:
     wait: bool = True                # wait for the tasks, then build the leaderboard
 
 
-def run_one_cell(suite_path: str, index: int, options: RunOptions,
+def run_one_cell(cell: Cell, options: RunOptions,
                  plugin_files: tuple[str, ...]) -> dict[str, Any]:
-    """What one array task runs: cell `index` of the suite's plan, with claims."""
+    """What one array task runs: one cell, with claims. The cell itself travels in the
+    task (pickled by submitit), so what the command line changed (--model, --batch-scale,
+    --compile) reaches the task exactly as planned."""
     from . import registry
-    from .runner import make_datamodule, plan_suite, run_claimed
-    from .suite import load_suite
+    from .runner import make_datamodule, run_claimed
 
     registry.load_plugins(plugin_files)
-    cell = plan_suite(load_suite(suite_path)).cells[index]
     outcome, record = run_claimed(cell, make_datamodule(cell.dataset), options)
     return {"cell": cell.label, "outcome": outcome,
             "status": record["status"] if record else "busy",
             "reason": record.get("reason") if record else None}
 
 
-def submit_suite(suite_path: str, options: RunOptions, cluster: ClusterOptions,
+def submit_suite(suite: Suite, options: RunOptions, cluster: ClusterOptions,
                  plugin_files: tuple[str, ...] = ()) -> list[Any]:
     """Submit every unfinished cell as one job array; return submitit's jobs."""
     try:
         import submitit
     except ImportError as exc:
         raise UserError("--launcher needs submitit: pip install 'mlwm-bench[cluster]'") from exc
-    from .runner import finished_record, make_datamodule, plan_suite
-    from .suite import load_suite
+    from .runner import DataModuleCache, finished_record, plan_suite
 
-    suite = load_suite(suite_path)
     plan = plan_suite(suite)
     # absolute paths: array tasks may start in another working directory
     options = replace(options, results_dir=Path(options.results_dir).resolve())
-    pending = [i for i, cell in enumerate(plan.cells)
-               if finished_record(cell, make_datamodule(cell.dataset), options) is None]
+    cache = DataModuleCache()
+    pending = [cell for cell in plan.cells
+               if finished_record(cell, cache.get(cell.dataset), options) is None]
     if not pending:
         return []
     folder = Path(cluster.folder) / suite.name
@@ -80,7 +80,6 @@ def submit_suite(suite_path: str, options: RunOptions, cluster: ClusterOptions,
             name=f"mlwm-{suite.name}")
     else:
         raise UserError(f"unknown launcher {cluster.launcher!r}; choose slurm or local")
-    suite_abs = str(Path(suite.path).resolve())
     plugins = tuple(str(Path(p).resolve()) for p in plugin_files)
-    return executor.map_array(run_one_cell, [suite_abs] * len(pending), pending,
-                              [options] * len(pending), [plugins] * len(pending))
+    return executor.map_array(run_one_cell, pending, [options] * len(pending),
+                              [plugins] * len(pending))

@@ -11,6 +11,7 @@ releases its claim and starts a replacement.
 
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
 import queue
@@ -20,7 +21,16 @@ from typing import Any
 
 from .errors import UserError
 from .records import lock_path, release_claim
-from .runner import Cell, DataModuleCache, ProgressFn, RunOptions, plan_suite, run_claimed
+from .runner import (
+    Cell,
+    DataModuleCache,
+    ProgressFn,
+    RunOptions,
+    plan_suite,
+    run_claimed,
+    run_vectorised,
+    same_but_seed,
+)
 from .suite import Suite
 
 
@@ -34,7 +44,9 @@ class WorkerSetup:
     device: str | None  # a CUDA_VISIBLE_DEVICES value, or None on CPU
 
 
-def _worker(setup: WorkerSetup, tasks: Any, results: Any, wid: int) -> None:
+def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
+    """Take items (lists of (index, cell), the seeds of one cell when they train together)
+    from this worker's inbox until a None; report every cell's start and end, then idle."""
     if setup.device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = setup.device
     import torch
@@ -47,20 +59,48 @@ def _worker(setup: WorkerSetup, tasks: Any, results: Any, wid: int) -> None:
     parent = os.getppid()
     while True:
         try:
-            item = tasks.get(timeout=2.0)
+            item = inbox.get(timeout=2.0)
         except queue.Empty:
             if os.getppid() != parent:  # the suite runner was killed: do not linger
                 return
             continue
         if item is None or os.getppid() != parent:  # finished, or the runner is gone
             return
-        index, cell = item
         try:
-            outcome, record = run_claimed(
-                cell, cache.get(cell.dataset), setup.options,
-                on_start=lambda i=index: results.put(("start", wid, i, None)))
+            _run_item(item, setup.options, cache, results, wid)
         except KeyboardInterrupt:
             return
+        results.put(("idle", wid, None, None))
+
+
+def _run_item(item: list[tuple[int, Cell]], options: RunOptions, cache: DataModuleCache,
+              results: Any, wid: int) -> None:
+    dm = cache.get(item[0][1].dataset)
+    index_of = {cell.seed: index for index, cell in item}
+    together: dict[int, dict[str, Any]] = {}
+    if options.vectorise_seeds and len(item) > 1:
+        def started(cells: list[Cell]) -> None:
+            for c in cells:
+                results.put(("start", wid, index_of[c.seed], None))
+
+        try:
+            together = run_vectorised([c for _, c in item], dm, options, on_start=started)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # as for a single cell below: the item's cells end
+            for index, _ in item:
+                results.put(("error", wid, index, {"reason": f"{type(exc).__name__}: {exc}"}))
+            return
+        for seed, record in together.items():
+            results.put(("ran", wid, index_of[seed], record))
+    for index, cell in item:
+        if cell.seed in together:
+            continue
+        try:
+            outcome, record = run_claimed(
+                cell, dm, options, on_start=lambda i=index: results.put(("start", wid, i, None)))
+        except KeyboardInterrupt:
+            raise
         except BaseException as exc:  # a user error in one cell (bad budget) ends that cell only
             outcome, record = "error", {"reason": f"{type(exc).__name__}: {exc}"}
         results.put((outcome, wid, index, record))
@@ -75,12 +115,25 @@ def gpu_slots(cells_per_device: int) -> list[str | None]:
     return [str(d) for d in range(torch.cuda.device_count()) for _ in range(cells_per_device)]
 
 
+def work_items(cells: list[Cell], vectorise_seeds: bool) -> list[list[tuple[int, Cell]]]:
+    """What one worker takes at a time: a cell, or with vectorise_seeds all the seeds of a
+    cell (same dataset, model and budget), which may then train as one vectorised model."""
+    import itertools
+
+    indexed = list(enumerate(cells))
+    if not vectorise_seeds:
+        return [[ic] for ic in indexed]
+    return [list(g) for _, g in itertools.groupby(indexed, key=lambda ic: same_but_seed(ic[1]))]
+
+
 def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                         plugin_files: tuple[str, ...] = (), cells_per_device: int = 1,
                         progress: ProgressFn | None = None
                         ) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
     """Like runner.iter_suite, with cells spread over worker processes (results arrive in
-    completion order)."""
+    completion order). The parent hands each worker one item at a time, so it always knows
+    what a worker holds: if the worker dies, the cells it had started are recorded failed
+    and the ones it had not started go to another worker."""
     plan = plan_suite(suite)
     total = len(plan.cells)
     devices: list[str | None] = []
@@ -88,21 +141,29 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
         devices = gpu_slots(cells_per_device)
     if devices:
         workers = len(devices) if workers <= 0 else workers
-    workers = max(1, min(workers, total or 1))
+    pending = collections.deque(work_items(plan.cells, options.vectorise_seeds))
+    workers = max(1, min(workers, len(pending) or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    for item in enumerate(plan.cells):
-        tasks.put(item)
-    procs: dict[int, Any] = {}
-    current: dict[int, int] = {}  # worker id -> index of the cell it is running
+    results = ctx.Queue()
+    procs: dict[int, tuple[Any, Any]] = {}   # worker id -> (process, inbox)
+    held: dict[int, set[int]] = {}           # worker id -> indices given and not ended
+    started: set[int] = set()
+
+    def give(wid: int) -> None:
+        if pending:
+            item = pending.popleft()
+            held[wid] = {index for index, _ in item}
+            procs[wid][1].put(item)
 
     def start(wid: int) -> None:
         device = devices[wid % len(devices)] if devices else None
         setup = WorkerSetup(options, tuple(plugin_files), threads, device)
-        proc = ctx.Process(target=_worker, args=(setup, tasks, results, wid), daemon=True)
+        inbox = ctx.Queue()
+        proc = ctx.Process(target=_worker, args=(setup, inbox, results, wid), daemon=True)
         proc.start()
-        procs[wid] = proc
+        procs[wid] = (proc, inbox)
+        give(wid)
 
     for wid in range(workers):
         start(wid)
@@ -112,29 +173,34 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
             try:
                 event, wid, index, record = results.get(timeout=1.0)
             except queue.Empty:
-                for wid, proc in list(procs.items()):
+                for wid, (proc, _) in list(procs.items()):
                     if proc.is_alive():
                         continue
-                    if wid in current:  # it died inside a cell: that cell alone is lost
-                        index = current.pop(wid)
-                        cell = plan.cells[index]
+                    del procs[wid]
+                    lost = sorted(held.pop(wid, set()))
+                    for i in reversed([i for i in lost if i not in started]):
+                        pending.appendleft([(i, plan.cells[i])])  # never begun: retaken
+                    for i in (i for i in lost if i in started):
+                        cell = plan.cells[i]  # it died inside this cell: that cell is lost
                         record = _died_record(cell, proc.exitcode, options)
                         remaining -= 1
                         if progress:
-                            progress("end", cell, index, total, record)
+                            progress("end", cell, i, total, record)
                         yield cell, record, True
-                    if remaining > len(current):
-                        start(wid)  # a replacement takes the next cells from the queue
-                    else:
-                        del procs[wid]
+                    if pending:
+                        start(wid)  # a replacement takes the next item
+                continue
+            if event == "idle":
+                held.pop(wid, None)
+                give(wid)
                 continue
             cell = plan.cells[index]
             if event == "start":
-                current[wid] = index
+                started.add(index)
                 if progress:
                     progress("start", cell, index, total, None)
                 continue
-            current.pop(wid, None)
+            held.get(wid, set()).discard(index)
             remaining -= 1
             if event == "error":
                 raise UserError(f"{cell.label}: {record['reason']}")
@@ -145,9 +211,9 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                     progress("resumed" if event == "done" else "end", cell, index, total, record)
             yield cell, record, event == "ran"
     finally:
-        for _ in procs:
-            tasks.put(None)
-        for proc in procs.values():
+        for _, inbox in procs.values():
+            inbox.put(None)
+        for proc, _ in procs.values():
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.terminate()

@@ -39,7 +39,7 @@ from .records import (
     write_json_atomic,
 )
 from .suite import DatasetConfig, ModelConfig, Suite
-from .trainer import BestWeights, TrainBudget, build_trainer
+from .trainer import BestWeights, TrainBudget, build_trainer, compile_backbone
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,9 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
     budget = cell.budget
     mean, std = dm.target_stats() if spec.task.value == "regression" else (0.0, 1.0)
     eval_splits = tuple(s for s in ("test", "ood_test") if s in dm.splits)
-    module = BenchModule(backbone, spec, lr=budget.lr, weight_decay=budget.weight_decay,
+    if budget.compile:
+        compile_backbone(backbone, budget.compile, _uses_gpu(options))
+    module = BenchModule(backbone, spec, lr=budget.train_lr, weight_decay=budget.weight_decay,
                          optimizer=budget.optimizer, target_mean=mean, target_std=std,
                          eval_splits=eval_splits)
     monitor = f"val/{spec.metric}"
@@ -185,6 +187,10 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
             "train_s": train_s, "eval_s": eval_s,
             "samples_per_s": dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
             "history": module.history}
+
+
+def _uses_gpu(options: RunOptions) -> bool:
+    return options.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 @contextlib.contextmanager
@@ -275,7 +281,7 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
             dm.setup("fit")
             record["dataset"]["content_hash"] = dm.content_hash
             record["dataset"]["sizes"] = {s: dm.split_size(s) for s in dm.splits}
-            dm.configure(view=view, batch_size=cell.budget.batch_size, seed=cell.seed,
+            dm.configure(view=view, batch_size=cell.budget.train_batch_size, seed=cell.seed,
                          chunk=cell.budget.chunk or 1 << 30)
             if trained is not None:
                 record["model"]["n_params"] = trained["n_params"]
@@ -395,15 +401,17 @@ class DataModuleCache:
         return self.dm
 
 
-def _same_but_seed(cell: Cell) -> tuple[Any, ...]:
+def same_but_seed(cell: Cell) -> tuple[Any, ...]:
     return (cell.dataset, cell.model, cell.budget)
 
 
-def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions
+def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions,
+                   on_start: Callable[[list[Cell]], None] | None = None
                    ) -> dict[int, dict[str, Any]]:
     """Train the unfinished seeds of one (dataset, model, budget) together when the model
     supports it (benchmarks.vectorised); the records of the cells it ran, by seed. Cells
-    it did not take (finished, claimed elsewhere, unsupported) run the usual way after."""
+    it did not take (finished, claimed elsewhere, unsupported) run the usual way after.
+    `on_start(cells)` is called once the cells to train together are claimed."""
     from .vectorised import NotVectorisable, supports_vectorised, train_seeds_vectorised
 
     entry = registry.get_model_entry(group[0].model.name)
@@ -430,6 +438,8 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions
         cells = [c for c, _ in claims]
         if len(cells) < 2:
             return {}
+        if on_start:
+            on_start(cells)
         try:
             outs = train_seeds_vectorised(cells, dm, options)
         except NotVectorisable:
@@ -454,12 +464,19 @@ def iter_suite(suite: Suite, options: RunOptions,
     total = len(plan.cells)
     cache = DataModuleCache()
     indexed = list(enumerate(plan.cells))
-    for _, group in itertools.groupby(indexed, key=lambda ic: _same_but_seed(ic[1])):
+    for _, group in itertools.groupby(indexed, key=lambda ic: same_but_seed(ic[1])):
         group = list(group)
         dm = cache.get(group[0][1].dataset)
         done_together: dict[int, dict[str, Any]] = {}
         if options.vectorise_seeds and len(group) > 1:
-            done_together = run_vectorised([c for _, c in group], dm, options)
+            index_of = {c.seed: i for i, c in group}
+
+            def started(cells: list[Cell], index_of: dict[int, int] = index_of) -> None:
+                for c in cells:
+                    if progress:
+                        progress("start", c, index_of[c.seed], total, None)
+
+            done_together = run_vectorised([c for _, c in group], dm, options, on_start=started)
         for index, cell in group:
             def notify(ev: str, rec: dict[str, Any] | None, i: int = index, c: Cell = cell) -> None:
                 if progress:
@@ -467,7 +484,6 @@ def iter_suite(suite: Suite, options: RunOptions,
 
             if cell.seed in done_together:
                 record = done_together[cell.seed]
-                notify("start", None)
                 notify("end", record)
                 yield cell, record, True
                 continue

@@ -34,7 +34,7 @@ from typing import Any
 
 from .budget import format_budget
 from .errors import UserError
-from .trainer import TrainBudget
+from .trainer import COMPILE_MODES, TrainBudget
 
 SUITES_DIR = Path(__file__).with_name("suites")
 BASELINE_MODEL = "majority"
@@ -132,8 +132,12 @@ def _budget(where: str, table: dict[str, Any]) -> TrainBudget:
                             f"got {value!r}")
         values[key] = value
     budget = TrainBudget(**values)
-    if budget.max_epochs < 1 or budget.batch_size < 1 or budget.lr <= 0:
-        raise UserError(f"{where}: budget needs max_epochs >= 1, batch_size >= 1 and lr > 0")
+    if budget.max_epochs < 1 or budget.batch_size < 1 or budget.lr <= 0 or budget.batch_scale < 1:
+        raise UserError(f"{where}: budget needs max_epochs >= 1, batch_size >= 1, lr > 0 "
+                        "and batch_scale >= 1")
+    if budget.compile and budget.compile not in COMPILE_MODES:
+        raise UserError(f"{where}: budget compile {budget.compile!r} is not one of "
+                        f"{', '.join(COMPILE_MODES)} (or \"\" for none)")
     if budget.optimizer not in ("adamw", "adam", "sgd"):
         raise UserError(f"{where}: budget optimizer {budget.optimizer!r} is not one of "
                         "adamw, adam, sgd")
@@ -196,6 +200,18 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         models.append(ModelConfig(BASELINE_MODEL, BASELINE_MODEL))
     return Suite(name, data.get("description", ""), tuple(seeds), budget, tuple(datasets),
                  tuple(models))
+
+
+def with_budget(suite: Suite, **changes: Any) -> Suite:
+    """The suite with these [budget] fields for every dataset: a command line's flags win
+    over the file's [budget] and its per-dataset budgets."""
+    if not changes:
+        return suite
+    budget = _budget("command line", {**dataclasses.asdict(suite.budget), **changes})
+    datasets = tuple(dataclasses.replace(d, budget={k: v for k, v in d.budget.items()
+                                                    if k not in changes})
+                     for d in suite.datasets)
+    return dataclasses.replace(suite, budget=budget, datasets=datasets)
 
 
 def load_suite(name_or_path: str) -> Suite:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import shutil
 import warnings
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -31,9 +32,44 @@ class TrainBudget:
     precision: str = "32-true"      # Lightning precision ("bf16-mixed" on recent GPUs)
     chunk: int = 0                  # minibatches per Lightning step (0: a whole epoch);
                                     # the same optimiser steps, less per-call overhead
+    batch_scale: int = 1            # speed mode: train on batch_size * k with the rate
+                                    # scaled to match (see train_lr)
+    compile: str = ""               # torch.compile the backbone with this mode: default,
+                                    # reduce-overhead (CUDA graphs on GPU), max-autotune
+
+    @property
+    def train_batch_size(self) -> int:
+        return self.batch_size * self.batch_scale
+
+    @property
+    def train_lr(self) -> float:
+        """The learning rate for `train_batch_size`: the square-root rule for Adam and
+        AdamW (Malladi et al., 2022), the linear rule for SGD (Goyal et al., 2017)."""
+        k = self.batch_scale
+        return self.lr * (k if self.optimizer == "sgd" else math.sqrt(k))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The budget as recorded and hashed. Options at their neutral value are left out,
+        so that records made before an option existed keep their identity (and resume)."""
+        return {k: v for k, v in asdict(self).items() if _NEUTRAL.get(k, _NONE) != v}
+
+
+_NONE = object()
+_NEUTRAL = {"batch_scale": 1, "compile": ""}  # options added after the first records were written
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_backbone(backbone: torch.nn.Module, mode: str, on_gpu: bool) -> None:
+    """Compile `backbone` in place (its parameter names are unchanged). On CPU, Inductor
+    generates C++: without a compiler that fails on the first step, so say so up front."""
+    if not on_gpu and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        from .errors import UserError
+
+        raise UserError(f"compile = {mode!r} on CPU needs a C++ compiler (g++ or clang++) "
+                        "on PATH; install one or leave compile unset")
+    backbone.compile(mode=None if mode == "default" else mode)
 
 
 class BestWeights(Callback):

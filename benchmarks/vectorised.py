@@ -85,6 +85,8 @@ def supports_vectorised(model_name: str, spec: DatasetSpec,
     if budget is not None:
         if budget.precision not in ("32-true", "32"):
             return f"precision {budget.precision!r}: only 32-true is vectorised"
+        if budget.compile:
+            return f"compile {budget.compile!r}: vectorised seeds run uncompiled"
     if hparams is None:
         return None
     spec = spec.for_view(view)
@@ -188,7 +190,7 @@ class SeedStack:
 
     def _optimizer(self, tensors: list[torch.Tensor]) -> torch.optim.Optimizer:
         # As BenchModule.configure_optimizers (constructor defaults otherwise).
-        return OPTIMIZERS[self.budget.optimizer](tensors, lr=self.budget.lr,
+        return OPTIMIZERS[self.budget.optimizer](tensors, lr=self.budget.train_lr,
                                                  weight_decay=self.budget.weight_decay)
 
     @property
@@ -368,7 +370,7 @@ def train_seeds_vectorised(cells: list[Cell], dm: MathDataModule,
         raise NotVectorisable(reason)
     dm.prepare_data()
     dm.setup("fit")
-    dm.configure(view=view, batch_size=budget.batch_size, seed=cell0.seed)
+    dm.configure(view=view, batch_size=budget.train_batch_size, seed=cell0.seed)
     backbones = []
     for cell in cells:  # as run_cell: the same seed, then the same factory call
         L.seed_everything(cell.seed, workers=False, verbose=False)
@@ -389,8 +391,8 @@ def train_seeds_vectorised(cells: list[Cell], dm: MathDataModule,
     for epoch in range(budget.max_epochs):
         order = torch.stack([next(iter(r.permutations))[1] for r in active]).to(device)  # (S, n)
         loss_sum, steps = torch.zeros(len(active), device=device), 0
-        for start in range(0, len(rows), budget.batch_size):  # each seed its own minibatch
-            idx = order[:, start:start + budget.batch_size]
+        for start in range(0, len(rows), budget.train_batch_size):  # each seed its own minibatch
+            idx = order[:, start:start + budget.train_batch_size]
             inputs, target = gather_rows(train_x, idx), gather_rows(train_y, idx)
             loss_sum += stack.train_step(inputs, target)
             steps += 1

@@ -90,7 +90,10 @@ def killer(spec) -> nn.Module:
 '''
 
 
-def test_a_dead_worker_loses_only_its_own_cell(tmp_path):
+@pytest.mark.parametrize("vectorise", [False, True])
+def test_a_dead_worker_loses_only_its_own_cell(tmp_path, vectorise):
+    """With --vectorise-seeds a worker takes all seeds of a cell; it dies in the killer's
+    vectorised probe before starting any, so they go back to the queue one by one."""
     plugin = tmp_path / "killer.py"
     plugin.write_text(KILLER_PLUGIN)
     suite = tmp_path / "k.toml"
@@ -99,14 +102,16 @@ def test_a_dead_worker_loses_only_its_own_cell(tmp_path):
                      '[[models]]\nname = "killer"\n[[models]]\nname = "mlp"\nhparams = { hidden = 8 }\n')
     try:
         assert main(["--plugin", str(plugin), "benchmark", "--suite", str(suite), "--workers", "2",
-                     "--results", str(tmp_path / "r")]) == 0
+                     "--results", str(tmp_path / "r")] + ["--vectorise-seeds"] * vectorise) == 0
     finally:
         registry.unregister("model", "killer")
     runs = tmp_path / "r" / "runs" / "k" / "parity"
     for seed in (0, 1):
         dead = json.loads((runs / "killer" / f"seed{seed}.json").read_text())
         assert dead["status"] == "failed" and "worker process died (killed by signal 9)" in dead["reason"]
-        assert json.loads((runs / "mlp" / f"seed{seed}.json").read_text())["status"] == "ok"
+        mlp = json.loads((runs / "mlp" / f"seed{seed}.json").read_text())
+        assert mlp["status"] == "ok"
+        assert ("vectorised" in mlp["model"].get("details", {})) == vectorise
         assert json.loads((runs / "majority" / f"seed{seed}.json").read_text())["status"] == "ok"
     assert not list((tmp_path / "r").rglob("*.lock"))
 
@@ -122,3 +127,10 @@ def test_submitit_local_executor_runs_the_suite_as_an_array(tmp_path, capsys):
     assert (results / "suites" / "smoke" / "leaderboard.md").is_file()
     assert main(["benchmark", "--suite", "smoke", "--launcher", "local", "--results", str(results)]) == 0
     assert "nothing submitted" in capsys.readouterr().out
+    # what the command line adds reaches the array tasks: a model, a budget change
+    assert main(["benchmark", "--suite", "smoke", "--launcher", "local", "--results", str(results),
+                 "--model", "linear", "--batch-scale", "2"]) == 0
+    assert "submitted 6 cells" in capsys.readouterr().out
+    records = [json.loads(p.read_text()) for p in (results / "runs" / "smoke").rglob("seed*.json")]
+    assert len(records) == 6 and {r["model"]["name"] for r in records} == {"mlp", "majority", "linear"}
+    assert all(r["budget"]["batch_scale"] == 2 and r["status"] == "ok" for r in records)

@@ -54,7 +54,8 @@ def test_forward_shape_and_loss_falls(dataset, model):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    final = float(task_loss(shape_outputs(call_backbone(net, inputs), spec), target, spec))
+    with torch.no_grad():
+        final = float(task_loss(shape_outputs(call_backbone(net, inputs), spec), target, spec))
     assert final < first, f"{model} on {dataset}: loss {first:.4f} -> {final:.4f}"
 
 

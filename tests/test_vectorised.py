@@ -177,7 +177,8 @@ def test_only_cells_that_differ_in_seed_share_a_run(tmp_path):
         train_seeds_vectorised([cells[0], cells[0]], make_datamodule(DESCENTS), RunOptions())
 
 
-def test_vectorise_seeds_through_the_cli_writes_the_same_records(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_vectorise_seeds_through_the_cli_writes_the_same_records(tmp_path, workers):
     import json
 
     from benchmarks.cli import main
@@ -186,15 +187,19 @@ def test_vectorise_seeds_through_the_cli_writes_the_same_records(tmp_path):
     suite.write_text('seeds = [0, 1, 2]\nbaseline = false\n[budget]\nmax_epochs = 4\npatience = 2\n'
                      'batch_size = 64\n[[datasets]]\nname = "descents"\n'
                      'params = { n = 7, n_train = 400, n_val = 100, n_test = 100 }\n'
+                     '[[datasets]]\nname = "parity"\n'
+                     'params = { n = 8, n_train = 128, n_val = 32, n_test = 64 }\n'
                      '[[models]]\nname = "mlp"\nhparams = { hidden = 16 }\n')
     plain, vec = tmp_path / "plain", tmp_path / "vec"
     assert main(["benchmark", "--suite", str(suite), "--results", str(plain)]) == 0
-    assert main(["benchmark", "--suite", str(suite), "--results", str(vec), "--vectorise-seeds"]) == 0
-    for seed in range(3):
-        a = json.loads((plain / f"runs/v/descents/mlp/seed{seed}.json").read_text())
-        b = json.loads((vec / f"runs/v/descents/mlp/seed{seed}.json").read_text())
-        assert b["model"]["details"]["vectorised"]["seeds"] == [0, 1, 2]
-        assert a["config_hash"] == b["config_hash"] and a["best_epoch"] == b["best_epoch"]
-        for split, values in a["metrics"].items():
-            for key, value in values.items():
-                assert abs(b["metrics"][split][key] - value) < 1e-5, (seed, split, key)
+    assert main(["benchmark", "--suite", str(suite), "--results", str(vec), "--vectorise-seeds",
+                 "--workers", str(workers)]) == 0
+    for dataset in ("descents", "parity"):
+        for seed in range(3):
+            a = json.loads((plain / f"runs/v/{dataset}/mlp/seed{seed}.json").read_text())
+            b = json.loads((vec / f"runs/v/{dataset}/mlp/seed{seed}.json").read_text())
+            assert b["model"]["details"]["vectorised"]["seeds"] == [0, 1, 2]
+            assert a["config_hash"] == b["config_hash"] and a["best_epoch"] == b["best_epoch"]
+            for split, values in a["metrics"].items():
+                for key, value in values.items():
+                    assert abs(b["metrics"][split][key] - value) < 1e-5, (dataset, seed, split, key)

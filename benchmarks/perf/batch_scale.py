@@ -1,0 +1,105 @@
+"""Larger batches with a scaled learning rate (`batch_scale = k` in a suite's [budget], or
+`mlwm benchmark --batch-scale k`): training time and test metric against k = 1, on cells
+of the default suite with that suite's budgets.
+
+    python -m benchmarks.perf.batch_scale [--scales 1,4] [--seeds 0,1,2]
+                                          [--pairs mnist1d:cnn1d,digits:cnn2d] [--threads 1]
+
+Each cell runs through `run_cell` exactly as `make benchmark` runs it; only the budget's
+batch_scale differs (batch_size * k; rate * sqrt(k) for Adam/AdamW, * k for SGD). Scales
+are interleaved seed by seed so load on the machine hits them alike. "speedup" is the
+ratio of summed training seconds; the metric columns are mean ± std over seeds; "verdict"
+is Welch's t-test of k against 1 (`mlwm compare`'s test): "same" when p >= 0.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from benchmarks import registry
+from benchmarks.compare import significance
+from benchmarks.runner import Cell, DataModuleCache, RunOptions, run_cell
+from benchmarks.suite import load_suite
+from benchmarks.trainer import quiet_lightning
+
+PAIRS = ("parity-ood:mlp,descents-right-oneline:transformer,partitions-logdim:deepsets,"
+         "semigroups-m4:cnn2d,graph-triangles:gin@30k,mnist1d:mlp,mnist1d:cnn1d")
+
+
+def cells_for(pair: str, suite, seeds: list[int], scale: int) -> list[Cell]:
+    dataset_id, model_id = pair.split(":")
+    dcfg = next((d for d in suite.datasets if d.id == dataset_id), None)
+    mcfg = next((m for m in suite.models if m.id == model_id), None)
+    if dcfg is None or mcfg is None:
+        raise SystemExit(f"--pairs {pair}: suite {suite.name} has datasets "
+                         f"{', '.join(d.id for d in suite.datasets)} and models "
+                         f"{', '.join(m.id for m in suite.models)}")
+    budget = dataclasses.replace(suite.budget, **dcfg.budget)
+    budget = dataclasses.replace(budget, batch_scale=scale)
+    return [Cell("perf", dcfg, mcfg, s, budget) for s in seeds]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", default="1,4")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--pairs", default=PAIRS)
+    parser.add_argument("--suite", default="default")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    quiet_lightning()
+    registry.load_plugins(())
+    suite = load_suite(args.suite)
+    scales = [int(k) for k in args.scales.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    cache = DataModuleCache()
+    print(f"| dataset · model | k | batch | lr | train s | epochs | test metric | speedup | "
+          f"verdict | (seeds {len(seeds)}, threads {torch.get_num_threads()})")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        options = RunOptions(results_dir=Path(tmp), accelerator="cpu")
+        for pair in args.pairs.split(","):
+            by_scale = {k: cells_for(pair, suite, seeds, k) for k in scales}
+            dm = cache.get(by_scale[scales[0]][0].dataset)
+            records: dict[int, list[dict]] = {k: [] for k in scales}
+            for i in range(len(seeds)):
+                for k in (scales if i % 2 == 0 else scales[::-1]):
+                    rec = run_cell(by_scale[k][i], dm, options)
+                    if rec["status"] != "ok":
+                        raise RuntimeError(f"{pair} k={k}: {rec['reason']}")
+                    records[k].append(rec)
+            spec = records[scales[0]][0]["dataset"]
+            metric, hib = spec["metric"], spec["higher_is_better"]
+            base = records[scales[0]]
+            base_s = sum(r["time"]["train_s"] for r in base)
+            base_m = [r["metrics"]["test"][metric] for r in base]
+            for k in scales:
+                recs = records[k]
+                ms = [r["metrics"]["test"][metric] for r in recs]
+                train_s = sum(r["time"]["train_s"] for r in recs)
+                b = by_scale[k][0].budget
+                verdict = "" if k == scales[0] else \
+                    _verdict(significance(ms, base_m, hib), statistics.mean(ms) - statistics.mean(base_m))
+                sd = statistics.stdev(ms) if len(ms) > 1 else 0.0
+                print(f"| {pair.replace(':', ' · ')} | {k} | {b.train_batch_size} | {b.train_lr:.3g} | "
+                      f"{train_s / len(recs):.1f} | {statistics.mean(r['epochs'] for r in recs):.0f} | "
+                      f"{metric} {statistics.mean(ms):.3f} ± {sd:.3f} | "
+                      f"{base_s / train_s:.2f}x | {verdict} |", flush=True)
+
+
+def _verdict(v, diff: float) -> str:
+    if v.outcome == 0:
+        return f"same (p={v.p:.2f})" if v.p is not None else "same"
+    return f"{'better' if v.outcome > 0 else 'worse'} by {abs(diff):.3f} (p={v.p:.3f})"
+
+
+if __name__ == "__main__":
+    main()
