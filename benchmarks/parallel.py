@@ -57,6 +57,7 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
     registry.load_plugins(setup.plugin_files)
     cache = DataModuleCache()
     parent = os.getppid()
+    results.put(("ready", wid, None, None))
     while True:
         try:
             item = inbox.get(timeout=2.0)
@@ -149,6 +150,8 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
     procs: dict[int, tuple[Any, Any]] = {}   # worker id -> (process, inbox)
     held: dict[int, set[int]] = {}           # worker id -> indices given and not ended
     started: set[int] = set()
+    booted: set[int] = set()                 # workers that got through start-up
+    boot_failures = 0
 
     def give(wid: int) -> None:
         if pending:
@@ -163,6 +166,7 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
         proc = ctx.Process(target=_worker, args=(setup, inbox, results, wid), daemon=True)
         proc.start()
         procs[wid] = (proc, inbox)
+        booted.discard(wid)
         give(wid)
 
     for wid in range(workers):
@@ -177,6 +181,11 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                     if proc.is_alive():
                         continue
                     del procs[wid]
+                    if wid not in booted:  # died in start-up: retrying forever would hang
+                        boot_failures += 1
+                        if boot_failures >= 3:
+                            raise UserError(f"worker processes die during start-up (exit code "
+                                            f"{proc.exitcode}); run with --workers 1 to see why") from None
                     lost = sorted(held.pop(wid, set()))
                     for i in reversed([i for i in lost if i not in started]):
                         pending.appendleft([(i, plan.cells[i])])  # never begun: retaken
@@ -189,6 +198,10 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                         yield cell, record, True
                     if pending:
                         start(wid)  # a replacement takes the next item
+                continue
+            if event == "ready":
+                booted.add(wid)
+                boot_failures = 0
                 continue
             if event == "idle":
                 held.pop(wid, None)

@@ -134,3 +134,15 @@ def test_submitit_local_executor_runs_the_suite_as_an_array(tmp_path, capsys):
     records = [json.loads(p.read_text()) for p in (results / "runs" / "smoke").rglob("seed*.json")]
     assert len(records) == 6 and {r["model"]["name"] for r in records} == {"mlp", "majority", "linear"}
     assert all(r["budget"]["batch_scale"] == 2 and r["status"] == "ok" for r in records)
+
+
+def test_workers_that_die_in_start_up_stop_the_suite_with_one_line(tmp_path, capsys):
+    plugin = tmp_path / "crash.py"  # imports fine in the runner, kills every worker process
+    plugin.write_text("import multiprocessing, os\n"
+                      "if multiprocessing.current_process().name != 'MainProcess':\n"
+                      "    os._exit(3)\n")
+    code = main(["--plugin", str(plugin), "benchmark", "--suite", "smoke", "--workers", "2",
+                 "--results", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "die during start-up (exit code 3)" in err[0] and "--workers 1" in err[0]

@@ -5,6 +5,7 @@ cell's identity (its record reruns) only when it is switched on."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import statistics
 from pathlib import Path
 
@@ -89,8 +90,18 @@ def test_larger_batches_with_a_scaled_rate_give_the_same_metric_within_noise(tmp
     assert gap <= 3 * noise, (plain, scaled)
 
 
+def test_compile_without_a_cpp_compiler_is_one_line(tmp_path, monkeypatch):
+    import benchmarks.trainer
+
+    monkeypatch.setattr(benchmarks.trainer.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="needs a C\\+\\+ compiler"):
+        _test_metric(TrainBudget(max_epochs=1, compile="default"), range(1), tmp_path)
+
+
 def test_compiled_backbone_gives_the_same_metric(tmp_path):
     pytest.importorskip("torch._inductor")
+    if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
     base = TrainBudget(max_epochs=4, patience=0, batch_size=128, lr=2e-3)
     plain = _test_metric(base, range(1), tmp_path / "plain")
     compiled = _test_metric(dataclasses.replace(base, compile="default"), range(1),

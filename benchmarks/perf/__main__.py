@@ -23,6 +23,8 @@ SCRIPTS = {
     "symbolic": "Symbolic regression on the formulas",
     "workers": "Cells per minute with --workers 1 and 2",
     "vectorised": "Seeds trained as one vectorised model (torch.func) against one by one",
+    "batch_scale": "Larger batches with a scaled learning rate against the suite's batches",
+    "compile": "torch.compile of the backbone against eager",
     "suite_time": "The default suite's wall time: training steps against the rest",
 }
 

@@ -1,9 +1,10 @@
 """Scaling of `mlwm benchmark --workers N`: cells per minute and speedup over one worker,
 on one suite of small cells, each N measured in the same run into a fresh results folder.
 
-    python -m benchmarks.perf.workers [--workers 1,2] [--seeds 8]
+    python -m benchmarks.perf.workers [--workers 1,2] [--seeds 12] [--accelerator gpu]
 
-With GPUs visible, N counts worker processes pinned one per device.
+With --accelerator gpu, workers are pinned round-robin to the visible devices: on k GPUs,
+`--workers 1,2,4,...` measures 1..k devices (and more workers than devices share them).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def run(workers: int, seeds: int, accelerator: str) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=12)
     parser.add_argument("--accelerator", default="cpu")
     args = parser.parse_args()
     quiet_lightning()
