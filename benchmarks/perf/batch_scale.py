@@ -4,6 +4,7 @@ of the default suite with that suite's budgets.
 
     python -m benchmarks.perf.batch_scale [--scales 1,4] [--seeds 0,1,2]
                                           [--pairs mnist1d:cnn1d,digits:cnn2d] [--threads 1]
+                                          [--accelerator gpu]
 
 Each cell runs through `run_cell` exactly as `make benchmark` runs it; only the budget's
 batch_scale differs (batch_size * k; rate * sqrt(k) for Adam/AdamW, * k for SGD). Scales
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--pairs", default=PAIRS)
     parser.add_argument("--suite", default="default")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where one is visible")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -65,7 +67,7 @@ def main() -> None:
           f"verdict | (seeds {len(seeds)}, threads {torch.get_num_threads()})")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator="cpu")
+        options = RunOptions(results_dir=Path(tmp), accelerator=args.accelerator)
         for pair in args.pairs.split(","):
             by_scale = {k: cells_for(pair, suite, seeds, k) for k in scales}
             dm = cache.get(by_scale[scales[0]][0].dataset)

@@ -3,7 +3,7 @@
 `run_cell`: what compiling costs once, what it saves per epoch, and where they break even.
 
     python -m benchmarks.perf.compile [--pairs parity-ood:mlp,...] [--epochs 3,13]
-                                      [--mode default] [--threads 1]
+                                      [--mode default] [--threads 1] [--accelerator gpu]
 
 Each pair trains a fixed number of epochs (patience 0) with the default suite's budget
 otherwise. Per epoch = slope of training seconds between the two epoch counts; "compile
@@ -13,7 +13,7 @@ same architecture again in the same process: every later cell). "break-even" is 
 number of epochs after which a compiled cell is faster, cold and warm. "gap" is the largest
 difference of a test metric between eager and compiled at the large count: the same
 initial weights and batches, with fused kernels that may round differently.
-On GPU, mode reduce-overhead adds CUDA graphs; this machine has none.
+On a GPU (`--accelerator gpu`), `--mode reduce-overhead` adds CUDA graphs.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--epochs", default="3,13")
     parser.add_argument("--mode", default="default")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where one is visible")
     args = parser.parse_args()
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")  # cold start
     if args.threads > 0:
@@ -55,7 +56,7 @@ def main() -> None:
           f"(mode {args.mode}, threads {torch.get_num_threads()})")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator="cpu")
+        options = RunOptions(results_dir=Path(tmp), accelerator=args.accelerator)
         for pair in args.pairs.split(","):
             dataset_id, model_id = pair.split(":")
             dcfg = next(d for d in suite.datasets if d.id == dataset_id)
