@@ -5,14 +5,17 @@ cell's identity (its record reruns) only when it is switched on."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import statistics
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from benchmarks.cli import main
 from benchmarks.errors import UserError
+from benchmarks.records import SCHEMA_PATH
 from benchmarks.runner import Cell, RunOptions, make_datamodule, plan_suite, run_cell
 from benchmarks.suite import DatasetConfig, ModelConfig, load_suite, with_budget
 from benchmarks.trainer import TrainBudget
@@ -88,6 +91,9 @@ def test_larger_batches_with_a_scaled_rate_give_the_same_metric_within_noise(tmp
     gap = abs(statistics.mean(scaled) - statistics.mean(plain))
     assert statistics.mean(plain) > 0.9  # learnt, so the comparison means something
     assert gap <= 3 * noise, (plain, scaled)
+    record = json.loads(next((tmp_path / "scaled").rglob("seed0.json")).read_text())
+    jsonschema.validate(record, json.loads(SCHEMA_PATH.read_text()))
+    assert record["budget"]["batch_scale"] == 4 and record["budget"]["batch_size"] == 32
 
 
 def test_compile_without_a_cpp_compiler_is_one_line(tmp_path, monkeypatch):
