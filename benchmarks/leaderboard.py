@@ -48,6 +48,7 @@ class Row:
     epochs: list[int] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    time_capped: list[int] = field(default_factory=list)  # seeds stopped by max_time_s
     device: str = ""
     task: str = ""                      # the dataset's task type, "" in old records
     views: tuple[str, ...] = ()         # the views the dataset offers, () if not recorded
@@ -127,6 +128,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
         row.n_params = m.get("n_params")
         row.train_s.append(rec.get("time", {}).get("train_s") or 0.0)
         row.epochs.append(rec.get("epochs") or 0)
+        if rec.get("stopped_by") == "time_cap":
+            row.time_capped.append(rec["seed"])
         row.device = rec.get("environment", {}).get("device", "")
         if rec.get("history"):
             row.histories.append(rec["history"])
@@ -184,6 +187,8 @@ def status_text(row: Row) -> str:
         return f"skipped: {row.skipped[0]}"
     if row.failed:
         return f"{len(row.failed)} failed: {row.failed[0]}"
+    if row.time_capped:  # its metric depends on the machine's speed
+        return f"ok; {len(row.time_capped)} of {len(row.seeds)} seeds stopped by the time cap"
     return "ok"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
 
 from . import registry
@@ -183,10 +184,22 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
         metrics[split] = {k.split("/", 1)[1]: v for k, v in logged.items()
                           if k.startswith(f"{split}/")}
     epochs = trainer.current_epoch
-    return {"rank": trainer.global_rank, "metrics": metrics, "epochs": epochs, "best_epoch": best.best_epoch,
+    stopped_early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0
+                        for c in trainer.callbacks)
+    return {"rank": trainer.global_rank, "metrics": metrics, "epochs": epochs,
+            "best_epoch": best.best_epoch,
+            "stopped_by": stop_reason(epochs, budget, stopped_early),
             "train_s": train_s, "eval_s": eval_s,
             "samples_per_s": dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
             "history": module.history}
+
+
+def stop_reason(epochs: int, budget: TrainBudget, stopped_early: bool) -> str:
+    """Why training ended: "max_epochs", "early_stopping", or "time_cap" (budget.max_time_s).
+    A time cap makes the metric depend on the machine's speed; the leaderboard says so."""
+    if epochs >= budget.max_epochs:
+        return "max_epochs"
+    return "early_stopping" if stopped_early else "time_cap"
 
 
 def _uses_gpu(options: RunOptions) -> bool:
@@ -256,6 +269,7 @@ def new_record(cell: Cell, dm: MathDataModule, spec: DatasetSpec, given: dict[st
                   "param_budget": cell.model.param_budget},
         "seed": cell.seed, "budget": cell.budget.to_dict(),
         "status": "ok", "reason": None, "metrics": {}, "epochs": 0, "best_epoch": None,
+        "stopped_by": None,  # neural cells: max_epochs, early_stopping or time_cap
         "time": {}, "samples_per_s": None, "history": [],
         "config_hash": config_hash(cell_config(cell, dm)),
         "environment": environment(options.accelerator), "created": _now(),
@@ -301,7 +315,7 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
             record["model"]["details"] = _recovery_gate(out.pop("details", {}), out["metrics"])
             record.update(metrics=out["metrics"], epochs=out["epochs"],
                           best_epoch=out["best_epoch"], samples_per_s=out["samples_per_s"],
-                          history=out["history"])
+                          history=out["history"], stopped_by=out.get("stopped_by"))
             record["time"] = {"train_s": out["train_s"], "eval_s": out["eval_s"]}
     except UserError:
         raise

@@ -56,7 +56,7 @@ from .contract import DatasetSpec, Modality, TaskType, choose_view
 from .data import MathDataModule, TensorBatches
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
 from .module import call_backbone
-from .runner import Cell, RunOptions, count_params, model_setup
+from .runner import Cell, RunOptions, count_params, model_setup, stop_reason
 from .trainer import TrainBudget
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -440,4 +440,6 @@ def train_seeds_vectorised(cells: list[Cell], dm: MathDataModule,
              "train_s": share_train, "eval_s": share_eval,
              "samples_per_s": n_train * max(r.epochs, 1) / max(share_train, 1e-9),
              "history": [] if r.failed else r.history, "n_params": n_params,
+             "stopped_by": None if r.failed else stop_reason(
+                 r.epochs, budget, budget.patience > 0 and r.wait >= budget.patience),
              "details": details, "failed": r.failed} for r in runs]

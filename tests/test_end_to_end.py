@@ -33,7 +33,8 @@ def test_smoke_suite_end_to_end(results_dir, capsys):
         assert path == results_dir / "runs" / "smoke" / record["dataset"]["id"] / \
             record["model"]["id"] / f"seed{record['seed']}.json"
     mlp = read_record(results_dir / "runs/smoke/parity/mlp/seed0.json")
-    assert mlp["epochs"] == 2 and len(mlp["history"]) == 2
+    assert mlp["epochs"] == 2 and len(mlp["history"]) == 2 and mlp["stopped_by"] == "max_epochs"
+    assert read_record(results_dir / "runs/smoke/parity/majority/seed0.json")["stopped_by"] is None
     assert mlp["environment"]["torch"] and mlp["environment"]["git_commit"]
     assert not list(results_dir.rglob("*.tmp")), "no temporary files are left behind"
 

@@ -89,6 +89,17 @@ def test_failed_and_skipped_cells_show_their_reason_not_zeros(tmp_path):
     assert csv_rows["ok"]["test_mean"] == "0.700000"
 
 
+def test_seeds_stopped_by_the_time_cap_are_flagged(tmp_path):
+    """A wall-clock cap makes a metric depend on the machine's speed: the row says so."""
+    for seed, why in enumerate(["time_cap", "early_stopping", "max_epochs"]):
+        write(tmp_path, {**make_record(model="capped", seed=seed), "stopped_by": why})
+    write(tmp_path, {**make_record(model="free"), "stopped_by": "early_stopping"})
+    paths, _, _ = build_leaderboard(tmp_path, "t")
+    assert "ok; 1 of 3 seeds stopped by the time cap" in paths[0].read_text()
+    csv_rows = {r["model"]: r for r in csv.DictReader(io.StringIO(paths[1].read_text()))}
+    assert csv_rows["free"]["status"] == "ok" and "time cap" in csv_rows["capped"]["status"]
+
+
 def test_corrupt_truncated_and_foreign_files_are_reported_and_left_out(tmp_path):
     good = write(tmp_path, make_record(model="m", test=0.8))
     folder = good.parent

@@ -63,6 +63,7 @@ def assert_same(plain: list[dict], vec: list[dict]) -> None:
         for hv, hp in zip(v["history"], p["history"], strict=True):
             assert hv.keys() == hp.keys() and all(close(hv[k], hp[k]) for k in hp), (hv, hp)
         assert v["n_params"] == p["model"]["n_params"]
+        assert v["stopped_by"] == p["stopped_by"], p["seed"]
 
 
 def test_descents_seeds_stop_early_at_their_own_epochs(tmp_path):
@@ -75,6 +76,8 @@ def test_descents_seeds_stop_early_at_their_own_epochs(tmp_path):
     assert len(set(epochs)) == 3 and epochs[0] < budget.max_epochs, epochs
     assert all(v["best_epoch"] == v["epochs"] - 1 - budget.patience
                or v["epochs"] == budget.max_epochs for v in vec)
+    assert all(v["stopped_by"] == ("max_epochs" if v["epochs"] == budget.max_epochs
+                                   else "early_stopping") for v in vec)
 
 
 class NormedMLP(nn.Module):
@@ -137,7 +140,7 @@ def test_a_time_cap_stops_at_an_epoch_end_as_the_plain_path_does(tmp_path):
     budget = TrainBudget(max_epochs=5, patience=0, batch_size=32, max_time_s=1e-6, chunk=0)
     plain, vec = plain_and_vectorised(DESCENTS, budget, tmp_path)
     assert_same(plain, vec)
-    assert all(v["epochs"] == 1 for v in vec)
+    assert all(v["epochs"] == 1 and v["stopped_by"] == "time_cap" for v in vec)
 
 
 def test_a_diverged_seed_fails_as_in_the_plain_path(tmp_path):
