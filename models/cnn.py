@@ -18,18 +18,10 @@ import torch
 from torch import nn
 
 from benchmarks.contract import PAD, DatasetSpec, Modality
-from benchmarks.errors import UserError
+from benchmarks.layers import check_positive, trim_padding
 from benchmarks.registry import register_model
 
 Pool = Literal["max", "mean"]
-
-
-def check_positive(model: str, **values: int) -> None:
-    """One UserError line naming every hyperparameter below 1."""
-    bad = {k: v for k, v in values.items() if v < 1}
-    if bad:
-        got = ", ".join(f"{k}={v}" for k, v in bad.items())
-        raise UserError(f"model {model!r}: {got}; each must be an integer >= 1")
 
 
 def conv_block(conv: type[nn.Module], bn: type[nn.Module], c_in: int, c_out: int,
@@ -57,8 +49,7 @@ class CNN1d(nn.Module):
         if self.embed is not None:
             # Columns after the batch's last real token are dropped: the same output at
             # less cost when a split is padded to a longer OOD length.
-            steps = torch.arange(1, x.shape[1] + 1, device=x.device)
-            x = x[:, : max(int(((x != PAD) * steps).max()), 1)]
+            x = trim_padding(x)
             mask = (x != PAD).unsqueeze(1)                # (B, 1, L)
             h = self.embed(x).transpose(1, 2)             # (B, E, L)
         else:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from benchmarks.contract import DatasetSpec
-from benchmarks.errors import UserError
+from benchmarks.layers import check_dropout, check_positive
 from benchmarks.registry import register_model
 
 Pooling = Literal["mean", "sum", "max"]
@@ -51,10 +51,8 @@ def graph_net(name: str, spec: DatasetSpec, hidden: int, layers: int, dropout: f
     """Check the shared hyperparameters and assemble a GraphNet from a conv builder."""
     from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-    if hidden < 1 or layers < 1:
-        raise UserError(f"model {name!r}: hidden and layers must be >= 1, got {hidden}, {layers}")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"model {name!r}: dropout must be in [0, 1), got {dropout}")
+    check_positive(name, hidden=hidden, layers=layers)
+    check_dropout(name, dropout)
     pool = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}[pooling]
     convs = [make_conv(hidden) for _ in range(layers)]
     return GraphNet(spec.input_shape[0], spec.num_outputs, hidden, convs, pool, dropout)
@@ -93,8 +91,7 @@ def gat(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0
     """Graph attention network (Velickovic et al.); heads averaged, so any width works."""
     from torch_geometric.nn import GATConv
 
-    if heads < 1:
-        raise UserError(f"model 'gat': heads must be >= 1, got {heads}")
+    check_positive("gat", heads=heads)
     # concat=False averages the heads: the width stays `hidden` whatever `heads` is
     return graph_net("gat", spec, hidden, layers, dropout, pooling,
                      lambda h: GATConv(h, h, heads=heads, concat=False))

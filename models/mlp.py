@@ -10,6 +10,7 @@ import math
 from torch import nn
 
 from benchmarks.contract import DatasetSpec
+from benchmarks.layers import check_positive
 from benchmarks.registry import register_model
 
 
@@ -34,8 +35,5 @@ class MLP(nn.Module):
 @register_model("mlp", modalities=("vector", "tabular"), width="hidden")
 def mlp(spec: DatasetSpec, hidden: int = 256, depth: int = 3, dropout: float = 0.0) -> nn.Module:
     """MLP with ReLU on the flattened vector view (depth counts linear layers)."""
-    if depth < 1 or hidden < 1:
-        from benchmarks.errors import UserError
-
-        raise UserError(f"model 'mlp': depth and hidden must be >= 1, got {depth}, {hidden}")
+    check_positive("mlp", hidden=hidden, depth=depth)
     return MLP(math.prod(spec.input_shape), spec.num_outputs, hidden, depth, dropout)

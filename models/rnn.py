@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from benchmarks.contract import PAD, DatasetSpec, Modality
-from benchmarks.errors import UserError
+from benchmarks.layers import check_dropout, check_positive, real_lengths, vector_steps
 from benchmarks.registry import register_model
 
 
@@ -38,8 +38,7 @@ class RecurrentClassifier(nn.Module):
             # Length = position of the last real token + 1 (not the count of real tokens),
             # so a stray PAD inside a sequence is read as a token rather than cutting it;
             # an all-PAD row keeps one step because packing refuses length 0.
-            steps = torch.arange(1, x.shape[1] + 1, device=x.device)
-            lengths = ((x != PAD) * steps).amax(dim=1).clamp(min=1)
+            lengths = real_lengths(x).clamp(min=1)
             packed = pack_padded_sequence(self.embed(x), lengths.cpu(), batch_first=True,
                                           enforce_sorted=False)
             _, h_n = self.rnn(packed)  # final states at each sequence's own length
@@ -51,19 +50,10 @@ class RecurrentClassifier(nn.Module):
         return self.head(top)
 
 
-def vector_steps(x: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, D) -> (B, ceil(D / patch), patch): consecutive entries, the tail zero-padded."""
-    x = x.flatten(1)
-    return nn.functional.pad(x, (0, -x.shape[1] % patch)).unflatten(1, (-1, patch))
-
-
 def build(name: str, cell: type[nn.RNNBase], spec: DatasetSpec, hidden: int, layers: int,
           embed_dim: int, bidirectional: bool, dropout: float, patch: int) -> nn.Module:
-    if min(hidden, layers, embed_dim, patch) < 1:
-        raise UserError(f"model {name!r}: hidden, layers, embed_dim and patch must be >= 1, "
-                        f"got {hidden}, {layers}, {embed_dim}, {patch}")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"model {name!r}: dropout must be in [0, 1), got {dropout}")
+    check_positive(name, hidden=hidden, layers=layers, embed_dim=embed_dim, patch=patch)
+    check_dropout(name, dropout)
     vocab = spec.vocab_size if spec.modality is Modality.SEQUENCE else None
     return RecurrentClassifier(cell, vocab, embed_dim, hidden, layers, bidirectional,
                                dropout, patch, spec.num_outputs)

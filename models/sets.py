@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from benchmarks.contract import DatasetSpec
-from benchmarks.errors import UserError
+from benchmarks.layers import check_positive, compact_set, heads_for, key_padding_mask
 from benchmarks.registry import register_model
 
 
@@ -34,23 +34,6 @@ def mlp(sizes: list[int]) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-def compact_set(x: torch.Tensor,
-                mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real elements first, padded slots zeroed, slots that no row uses dropped.
-
-    Exact for a permutation-invariant model, and it makes the cost follow the largest set
-    in the batch rather than the padded width (an OOD split may pad sets ten times wider).
-    (Copied in transformer.py: model plugins do not import each other.)
-    """
-    if mask is None:
-        return x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-    order = order[:, : max(int(mask.sum(dim=1).max()), 1)]
-    mask = torch.gather(mask, 1, order)
-    x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-    return x.masked_fill(~mask.unsqueeze(-1), 0.0), mask
 
 
 class DeepSets(nn.Module):
@@ -129,10 +112,7 @@ class SetTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x, real = compact_set(x, mask)
-        # An empty set would leave attention no key (NaN): give it its first (zero) slot.
-        keys = real.clone()
-        keys[~real.any(dim=1), 0] = True
-        pad = ~keys
+        pad = key_padding_mask(real)  # an empty set attends to its first (zero) slot
         h = self.embed(x)
         for block in self.encoder:
             h = block(h, pad)
@@ -141,19 +121,11 @@ class SetTransformer(nn.Module):
         return self.head(s.flatten(1))
 
 
-def heads_for(d_model: int, nhead: int) -> int:
-    """The largest head count <= nhead that divides d_model (so every width builds).
-    (Copied in transformer.py.)"""
-    return max(h for h in range(1, min(nhead, d_model) + 1) if d_model % h == 0)
-
-
 @register_model("deepsets", modalities=("set",), width="hidden")
 def deepsets(spec: DatasetSpec, hidden: int = 64, phi_depth: int = 2, rho_depth: int = 2,
              pool: Literal["sum", "mean"] = "sum") -> nn.Module:
     """Deep Sets: rho(sum or mean of phi(x_i)) over the real elements."""
-    if min(hidden, phi_depth, rho_depth) < 1:
-        raise UserError(f"model 'deepsets': hidden, phi_depth and rho_depth must be >= 1, "
-                        f"got {hidden}, {phi_depth}, {rho_depth}")
+    check_positive("deepsets", hidden=hidden, phi_depth=phi_depth, rho_depth=rho_depth)
     return DeepSets(spec.input_shape[1], hidden, phi_depth, rho_depth, pool, spec.num_outputs)
 
 
@@ -169,8 +141,7 @@ def set_transformer(spec: DatasetSpec, d_model: int = 32, nhead: int = 4, layers
     large sets. nhead is lowered to the largest divisor of d_model not above it, so every width builds.
     ln: layer norm in each attention block (Lee et al.'s code makes it optional).
     """
-    if min(d_model, nhead, layers, inducing, seeds) < 1:
-        raise UserError(f"model 'set_transformer': d_model, nhead, layers, inducing and seeds "
-                        f"must be >= 1, got {d_model}, {nhead}, {layers}, {inducing}, {seeds}")
+    check_positive("set_transformer", d_model=d_model, nhead=nhead, layers=layers,
+                   inducing=inducing, seeds=seeds)
     return SetTransformer(spec.input_shape[1], d_model, heads_for(d_model, nhead), layers,
                           block, inducing, seeds, ln, spec.num_outputs)

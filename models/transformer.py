@@ -19,28 +19,16 @@ import torch
 from torch import nn
 
 from benchmarks.contract import PAD, DatasetSpec, Modality
-from benchmarks.errors import UserError
+from benchmarks.layers import (
+    check_dropout,
+    check_positive,
+    compact_set,
+    heads_for,
+    key_padding_mask,
+    trim_padding,
+    vector_steps,
+)
 from benchmarks.registry import register_model
-
-
-def heads_for(d_model: int, nhead: int) -> int:
-    """The largest head count <= nhead that divides d_model, so that any width builds
-    (attention's parameter count does not depend on the number of heads)."""
-    return max(h for h in range(1, min(nhead, d_model) + 1) if d_model % h == 0)
-
-
-def compact_set(x: torch.Tensor,
-                mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real elements first, padded slots zeroed, slots that no row uses dropped: exact
-    without positions, and the cost follows the largest set in the batch, not the padded
-    width. (Copied from sets.py: model plugins do not import each other.)"""
-    if mask is None:
-        return x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-    order = order[:, : max(int(mask.sum(dim=1).max()), 1)]
-    mask = torch.gather(mask, 1, order)
-    x = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-    return x.masked_fill(~mask.unsqueeze(-1), 0.0), mask
 
 
 def sinusoidal_table(length: int, d_model: int) -> torch.Tensor:
@@ -101,24 +89,18 @@ class TransformerClassifier(nn.Module):
         if self.modality is Modality.SEQUENCE:
             # Drop the columns after the batch's last real token: padding to an OOD
             # length then costs nothing, and positions are unchanged.
-            steps = torch.arange(1, x.shape[1] + 1, device=x.device)
-            x = x[:, : max(int(((x != PAD) * steps).max()), 1)]
+            x = trim_padding(x)
             real = x != PAD
         elif self.modality is Modality.SET:
             x, real = compact_set(x, mask)
         else:  # vector: (B, D) -> (B, ceil(D / patch), patch), the tail zero-padded
-            x = x.flatten(1)
-            x = nn.functional.pad(x, (0, -x.shape[1] % self.patch)).unflatten(1, (-1, self.patch))
+            x = vector_steps(x, self.patch)
             real = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         h = self.embed(x)
         if self.positions is not None:
             h = self.positions(h)
-        # An all-padding row would give attention nothing to attend to (NaN): let it
-        # attend to its first slot instead.
-        empty = ~real.any(dim=1)
-        keys = real.clone()
-        keys[empty, 0] = True
-        h = self.encoder(h, src_key_padding_mask=~keys)
+        # An all-padding row attends to its first slot (no key at all would give NaN).
+        h = self.encoder(h, src_key_padding_mask=key_padding_mask(real))
         weights = real.unsqueeze(-1).to(h.dtype)
         pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         return self.head(pooled)
@@ -135,11 +117,9 @@ def transformer(spec: DatasetSpec, d_model: int = 32, nhead: int = 4, layers: in
     or learned (up to the spec's length). nhead is lowered to the largest divisor of d_model not above it, so that every width
     builds; the feed-forward width is ff_mult * d_model; patch applies to vectors only.
     """
-    if min(d_model, nhead, layers, ff_mult, patch) < 1:
-        raise UserError(f"model 'transformer': d_model, nhead, layers, ff_mult and patch must "
-                        f"be >= 1, got {d_model}, {nhead}, {layers}, {ff_mult}, {patch}")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"model 'transformer': dropout must be in [0, 1), got {dropout}")
+    check_positive("transformer", d_model=d_model, nhead=nhead, layers=layers,
+                   ff_mult=ff_mult, patch=patch)
+    check_dropout("transformer", dropout)
     shape = spec.input_shape
     if spec.modality is Modality.SET:
         in_dim, max_len = shape[1], shape[0]
