@@ -19,7 +19,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,14 +40,25 @@ def cache_dir() -> Path:
 
 # -- parameter validation helpers for datamodule constructors -------------------------
 def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,
-                dataset: str = "") -> None:
-    """One-line UserError naming the parameter and its accepted range."""
+                dataset: str = "", zero_means: str = "") -> None:
+    """One-line UserError naming the parameter and its accepted range. With `zero_means`,
+    0 is accepted too, as the off switch it names ("no OOD split")."""
+    if zero_means and value == 0:
+        return
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         lo_s = "-inf" if lo is None else f"{lo:g}"
         hi_s = "inf" if hi is None else f"{hi:g}"
         where = f"dataset {dataset!r}: " if dataset else ""
+        zero = f"0 ({zero_means}) or " if zero_means else ""
         raise UserError(f"{where}parameter {name}={value!r} is out of range; "
-                        f"accepted: {lo_s} <= {name} <= {hi_s}")
+                        f"accepted: {zero}{lo_s} <= {name} <= {hi_s}")
+
+
+def check_split_sizes(dataset: str, n_train: int, n_val: int, n_test: int, lo: int = 1,
+                      hi: int = 10_000_000) -> None:
+    """check_range on each of n_train, n_val and n_test."""
+    for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        check_range(key, value, lo, hi, dataset=dataset)
 
 
 def check_choice(name: str, value: Any, choices: tuple[Any, ...], dataset: str = "") -> None:
@@ -343,3 +354,17 @@ def first_occurrences(rows: np.ndarray) -> np.ndarray:
     keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
     _, idx = np.unique(keys, return_index=True)
     return np.sort(idx)
+
+
+def distinct_rows(draw: Callable[[int], np.ndarray], count: int) -> np.ndarray:
+    """The first `count` distinct rows of repeated draws, in the order drawn (count >= 1).
+
+    `draw(shortfall)` returns fresh rows, given how many distinct rows are still missing;
+    it is called until `count` distinct rows have appeared, repeats dropped after each call.
+    """
+    out = draw(count)
+    out = out[first_occurrences(out)]
+    while len(out) < count:
+        out = np.concatenate([out, draw(count - len(out))])
+        out = out[first_occurrences(out)]
+    return out[:count]

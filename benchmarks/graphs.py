@@ -55,12 +55,6 @@ class GraphStore:
     def num_node_features(self) -> int:
         return self.x.shape[1]
 
-    def num_nodes(self) -> torch.Tensor:
-        return self.node_ptr[1:] - self.node_ptr[:-1]
-
-    def num_edges(self) -> torch.Tensor:
-        return self.edge_ptr[1:] - self.edge_ptr[:-1]
-
     def take(self, idx: Any) -> Any:
         """The torch_geometric Batch of graphs idx (any order, repeats allowed)."""
         from torch_geometric.data import Batch
@@ -85,13 +79,8 @@ class GraphStore:
 
     def to_dense_adjacency(self, n_max: int) -> torch.Tensor:
         """Padded adjacency (G, n_max, n_max) float: the image/vector view of the graphs."""
-        return dense_adjacency(self.edge_index, self.edge_ptr, len(self), n_max)
-
-
-def dense_adjacency(edge_index: torch.Tensor, edge_ptr: torch.Tensor, num_graphs: int,
-                    n_max: int) -> torch.Tensor:
-    """(G, n_max, n_max) 0/1 matrices from local edge lists grouped by edge_ptr."""
-    graph = torch.repeat_interleave(torch.arange(num_graphs), edge_ptr[1:] - edge_ptr[:-1])
-    out = torch.zeros(num_graphs, n_max, n_max)
-    out[graph, edge_index[0], edge_index[1]] = 1.0
-    return out
+        g = len(self)
+        graph = torch.repeat_interleave(torch.arange(g), self.edge_ptr[1:] - self.edge_ptr[:-1])
+        out = torch.zeros(g, n_max, n_max)
+        out[graph, self.edge_index[0], self.edge_index[1]] = 1.0
+        return out

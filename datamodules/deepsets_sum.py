@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range
-from benchmarks.errors import UserError
+from benchmarks.data import MathDataModule, check_range, check_split_sizes
 from benchmarks.registry import register_dataset
 
 
@@ -40,12 +39,9 @@ class DeepSetsSum(MathDataModule):
         super().__init__()
         check_range("max_value", max_value, 1, 10_000, dataset="deepsets_sum")
         check_range("max_size", max_size, 1, 1000, dataset="deepsets_sum")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 1, 10_000_000, dataset="deepsets_sum")
-        if ood_max_size != 0 and not max_size < ood_max_size <= 10_000:
-            raise UserError(f"dataset 'deepsets_sum': parameter ood_max_size={ood_max_size!r} "
-                            f"is out of range; accepted: 0 (no OOD split) or {max_size + 1} "
-                            "<= ood_max_size <= 10000")
+        check_split_sizes("deepsets_sum", n_train, n_val, n_test)
+        check_range("ood_max_size", ood_max_size, max_size + 1, 10_000, dataset="deepsets_sum",
+                    zero_means="no OOD split")
         self.save_hyperparameters()
 
     @property

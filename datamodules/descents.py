@@ -15,7 +15,13 @@ import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range, first_occurrences, split_counts
+from benchmarks.data import (
+    MathDataModule,
+    check_range,
+    check_split_sizes,
+    distinct_rows,
+    split_counts,
+)
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
@@ -53,12 +59,9 @@ def all_permutations(n: int) -> np.ndarray:
 
 def random_permutations(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
     """`count` distinct uniformly random permutations of 1..n (rows, one-line notation)."""
-    out = np.zeros((0, n), dtype=np.int16)
-    while len(out) < count:
-        fresh = np.argsort(rng.random((count - len(out) + 16, n)), axis=1).astype(np.int16) + 1
-        out = np.concatenate([out, fresh])
-        out = out[first_occurrences(out)]
-    return out[:count]
+    return distinct_rows(
+        lambda short: np.argsort(rng.random((short + 16, n)), axis=1).astype(np.int16) + 1,
+        count)
 
 
 @register_dataset("descents")
@@ -73,8 +76,7 @@ class Descents(MathDataModule):
                  n_val: int = 2000, n_test: int = 5000, data_seed: int = 0) -> None:
         super().__init__()
         check_range("n", n, 3, 128, dataset="descents")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 1, 10_000_000, dataset="descents")
+        check_split_sizes("descents", n_train, n_val, n_test)
         total = n_train + n_val + n_test
         if n <= 12 and total > math.factorial(n) // 2:
             raise UserError(f"dataset 'descents': S_{n} has {math.factorial(n)} permutations; "

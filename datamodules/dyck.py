@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range, first_occurrences
+from benchmarks.data import MathDataModule, check_range, check_split_sizes, first_occurrences
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
@@ -105,12 +105,9 @@ class Dyck(MathDataModule):
                  n_val: int = 1000, n_test: int = 2000, data_seed: int = 0) -> None:
         super().__init__()
         check_range("max_len", max_len, 4, 1024, dataset="dyck")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 2, 10_000_000, dataset="dyck")
-        if ood_max_len != 0 and not max_len + 2 <= ood_max_len <= 4096:
-            raise UserError(f"dataset 'dyck': parameter ood_max_len={ood_max_len!r} is out of "
-                            f"range; accepted: 0 (no OOD split) or {max_len + 2} <= "
-                            "ood_max_len <= 4096")
+        check_split_sizes("dyck", n_train, n_val, n_test, lo=2)
+        check_range("ood_max_len", ood_max_len, max_len + 2, 4096, dataset="dyck",
+                    zero_means="no OOD split")
         # room for distinct words (4x margin), or dropping repeats would never end
         pairs = sum((v + 1) // 2 for v in (n_train, n_val, n_test))
         if dyck_count(max_len) < 4 * pairs:

@@ -18,7 +18,7 @@ import sympy
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range, split_counts
+from benchmarks.data import MathDataModule, check_range, check_split_sizes, split_counts
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
@@ -97,8 +97,7 @@ class Formulas(MathDataModule):
         super().__init__()
         get_formula(formula)
         check_range("noise", noise, 0.0, 10.0, dataset="formulas")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 1, 10_000_000, dataset="formulas")
+        check_split_sizes("formulas", n_train, n_val, n_test)
         self.save_hyperparameters()
 
     @property

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range, first_occurrences, split_counts
+from benchmarks.data import (
+    MathDataModule,
+    check_range,
+    check_split_sizes,
+    first_occurrences,
+    split_counts,
+)
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
@@ -63,6 +69,12 @@ def even_degrees(rng: np.random.Generator, adj: np.ndarray) -> None:
 # -- labels: vectorised over graphs where the algorithm allows ------------------------------
 def _real(n: np.ndarray, n_max: int) -> np.ndarray:
     return np.arange(n_max) < n[:, None]
+
+
+def neighbour_masks(adj: np.ndarray) -> np.ndarray:
+    """(G, N) int64: bit u of [g, v] is set iff v and u are adjacent in graph g."""
+    bit = 1 << np.arange(adj.shape[2], dtype=np.int64)
+    return (adj.astype(np.int64) * bit).sum(axis=2)
 
 
 def hop_distances(adj: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -127,8 +139,7 @@ def planar(adj: np.ndarray, n: np.ndarray) -> np.ndarray:
     """networkx's planarity test on each graph's core, skipped where edge counts decide."""
     import networkx as nx
 
-    bit = 1 << np.arange(adj.shape[1], dtype=np.int64)
-    masks = (adj.astype(np.int64) * bit).sum(axis=2)
+    masks = neighbour_masks(adj)
     out = np.zeros(len(n), dtype=bool)
     for g in range(len(n)):
         core = planarity_core(masks[g, :n[g]].tolist())
@@ -173,9 +184,8 @@ def hamiltonian(adj: np.ndarray, n: np.ndarray) -> np.ndarray:
     if n_max > 16:
         raise ValueError("hamiltonian: the subset DP is limited to n_max <= 16")
     out = np.zeros(g, dtype=bool)
-    bit = 1 << np.arange(n_max, dtype=np.int64)
     for start in range(0, g, 2048):  # chunks bound the (2^N, chunk) tables
-        nbr = (adj[start:start + 2048].astype(np.int64) * bit).sum(axis=2).T  # (N, chunk)
+        nbr = neighbour_masks(adj[start:start + 2048]).T  # (N, chunk)
         k = nbr.shape[1]
         union = np.zeros((1 << n_max, k), dtype=np.int64)  # neighbours of a vertex set
         for s in range(1, 1 << n_max):
@@ -263,8 +273,7 @@ def _max_clique(nbr: list[int]) -> int:
 
 
 def chromatic(adj: np.ndarray, n: np.ndarray) -> np.ndarray:
-    bit = 1 << np.arange(adj.shape[1], dtype=np.int64)
-    masks = (adj.astype(np.int64) * bit).sum(axis=2)
+    masks = neighbour_masks(adj)
     odd = ~bipartite(adj, n)
     return np.array([chromatic_number(masks[g, :n[g]].tolist(), bool(odd[g]))
                      for g in range(len(n))], dtype=np.int64)
@@ -396,8 +405,7 @@ class GraphProperties(MathDataModule):
                             f"n_max <= {HAMILTONIAN_N_MAX} (exact search), got n_max={n_max}")
         check_range("n_max", n_max, 4, 32, dataset="graph_properties")
         check_range("n_min", n_min, 3, n_max, dataset="graph_properties")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 1, 1_000_000, dataset="graph_properties")
+        check_split_sizes("graph_properties", n_train, n_val, n_test, hi=1_000_000)
         self.save_hyperparameters()  # with n_max resolved, so the cache key is explicit
 
     @property

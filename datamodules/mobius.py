@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_choice, check_range, split_counts
+from benchmarks.data import (
+    MathDataModule,
+    check_choice,
+    check_range,
+    check_split_sizes,
+    split_counts,
+)
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
@@ -71,8 +77,7 @@ class Mobius(MathDataModule):
         check_choice("target", target, ("mu", "squarefree"), dataset="mobius")
         check_choice("encoding", encoding, ("binary", "residues"), dataset="mobius")
         check_range("num_primes", num_primes, 1, 64, dataset="mobius")
-        for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_range(key, value, 1, 10_000_000, dataset="mobius")
+        check_split_sizes("mobius", n_train, n_val, n_test)
         if n_train + n_val + n_test > N - 1:
             raise UserError(f"dataset 'mobius': [2, N={N}] has only {N - 1} integers, fewer "
                             f"than n_train+n_val+n_test={n_train + n_val + n_test}; raise N "

@@ -12,7 +12,13 @@ import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range, first_occurrences, split_counts
+from benchmarks.data import (
+    MathDataModule,
+    check_range,
+    check_split_sizes,
+    distinct_rows,
+    split_counts,
+)
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
@@ -27,12 +33,9 @@ def distinct_bit_strings(rng: np.random.Generator, n: int, count: int) -> np.nda
     if n <= 24:  # small cube: sample codes without replacement
         codes = rng.choice(2**n, size=count, replace=False)
         return ((codes[:, None] >> np.arange(n)[::-1]) & 1).astype(np.uint8)
-    out = np.zeros((0, n), dtype=np.uint8)
-    while len(out) < count:  # collisions are rare for n > 24; redraw the shortfall
-        fresh = rng.integers(0, 2, size=(count - len(out) + 16, n), dtype=np.uint8)
-        out = np.concatenate([out, fresh])
-        out = out[first_occurrences(out)]
-    return out[:count]
+    # collisions are rare for n > 24; redraw the shortfall
+    return distinct_rows(
+        lambda short: rng.integers(0, 2, size=(short + 16, n), dtype=np.uint8), count)
 
 
 def longer_bit_strings(rng: np.random.Generator, n: int, ood_n: int, count: int) -> np.ndarray:
@@ -41,17 +44,16 @@ def longer_bit_strings(rng: np.random.Generator, n: int, ood_n: int, count: int)
     Zero-padding a length-n string gives a length-ood_n string ending in zeros; excluding
     those keeps the OOD rows of the padded vector view distinct from every shorter string.
     """
-    out = np.zeros((0, ood_n), dtype=np.uint8)
-    while len(out) < count:
+    def draw(short: int) -> np.ndarray:  # a batch of the same size whatever the shortfall
         fresh = distinct_bit_strings(rng, ood_n, min(2 * count + 16, 2**min(ood_n, 62)))
-        out = np.concatenate([out, fresh[fresh[:, n:].any(axis=1)]])
-        out = out[first_occurrences(out)]
-    return out[:count]
+        return fresh[fresh[:, n:].any(axis=1)]
+
+    return distinct_rows(draw, count)
 
 
-def check_split_sizes(dataset: str, n: int, n_train: int, n_val: int, n_test: int) -> None:
-    for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-        check_range(key, value, 1, 10_000_000, dataset=dataset)
+def check_bit_string_splits(dataset: str, n: int, n_train: int, n_val: int,
+                            n_test: int) -> None:
+    check_split_sizes(dataset, n_train, n_val, n_test)
     total = n_train + n_val + n_test
     if n < 63 and total > 2**n:
         raise UserError(f"dataset {dataset!r}: n={n} has only {2**n} distinct strings, "
@@ -104,10 +106,8 @@ class Parity(BitStrings):
                  n_test: int = 2000, ood_n: int = 0, data_seed: int = 0) -> None:
         super().__init__()
         check_range("n", n, 2, 4096, dataset="parity")
-        check_split_sizes("parity", n, n_train, n_val, n_test)
-        if ood_n != 0 and not n < ood_n <= 4096:
-            raise UserError(f"dataset 'parity': parameter ood_n={ood_n!r} is out of range; "
-                            f"accepted: 0 (no OOD split) or {n + 1} <= ood_n <= 4096")
+        check_bit_string_splits("parity", n, n_train, n_val, n_test)
+        check_range("ood_n", ood_n, n + 1, 4096, dataset="parity", zero_means="no OOD split")
         if 0 < ood_n < 63 and 2**ood_n - 2**n < n_test:
             raise UserError(f"dataset 'parity': ood_n={ood_n} has only {2**ood_n - 2**n} "
                             f"strings longer than n={n}, fewer than n_test={n_test}; raise ood_n")
@@ -137,7 +137,7 @@ class SparseParity(BitStrings):
         super().__init__()
         check_range("n", n, 2, 4096, dataset="sparse_parity")
         check_range("k", k, 1, n, dataset="sparse_parity")
-        check_split_sizes("sparse_parity", n, n_train, n_val, n_test)
+        check_bit_string_splits("sparse_parity", n, n_train, n_val, n_test)
         self.save_hyperparameters()
 
     def hidden_subset(self) -> np.ndarray:

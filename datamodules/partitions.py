@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from sympy.functions.combinatorial.numbers import partition
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
 from benchmarks.data import MathDataModule, check_choice, check_range, split_counts
@@ -41,14 +42,8 @@ def partitions_of(n: int) -> Iterator[list[int]]:
 
 
 def partition_count(n: int) -> int:
-    """p(n) by Euler's recurrence over the pentagonal numbers."""
-    p = [1] + [0] * n
-    for m in range(1, n + 1):
-        k, sign = 1, 1
-        while (g := k * (3 * k - 1) // 2) <= m:
-            p[m] += sign * (p[m - g] + (p[m - g - k] if m - g - k >= 0 else 0))
-            k, sign = k + 1, -sign
-    return p[n]
+    """p(n), the number of partitions of n (sympy's partition function)."""
+    return int(partition(n))
 
 
 def hook_cells(parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
