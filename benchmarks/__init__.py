@@ -1,6 +1,6 @@
 """mlwm-bench: the harness (registry, data/model contract, trainer, runner, records,
-leaderboard, CLI). Plugins in `datamodules/` and `models/` import only the registry and
-the contract from here."""
+leaderboard, CLI). Plugins in `datamodules/` and `models/` import from here (the registry,
+the contract, and the shared helpers in `data.py` and `layers.py`), never from each other."""
 
 from .contract import DatasetSpec, Modality, TaskType, ViewSpec
 from .errors import UserError

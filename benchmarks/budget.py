@@ -8,6 +8,7 @@ a search costs no memory and little time.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -45,7 +46,10 @@ def fit_width(name: str, spec: DatasetSpec, budget: int,
                         "scaled to a parameter budget; give it explicit hparams instead")
     if budget < 1:
         raise UserError(f"parameter budget must be a positive integer, got {budget}")
-    count = lambda w: count_for_width(name, spec, hparams, w)  # noqa: E731
+    @functools.cache
+    def count(width: int) -> int:
+        return count_for_width(name, spec, hparams, width)
+
     lo, hi = 1, 1
     while count(hi) < budget and hi < MAX_WIDTH:
         lo, hi = hi, min(hi * 2, MAX_WIDTH)

@@ -109,8 +109,7 @@ def check_writable(results: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import registry
     from .runner import Cell, incompatibility, make_datamodule, run_cell, secondary_rank
-    from .suite import DatasetConfig, ModelConfig, Suite, with_budget
-    from .trainer import TrainBudget
+    from .suite import DatasetConfig, ModelConfig, make_budget
 
     registry.get_dataset_entry(args.dataset)
     registry.get_model_entry(args.model)
@@ -118,8 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mcfg = ModelConfig(args.model, args.model, parse_assignments(args.hparam, "--hparam"))
     budget_kw = {k: v for k, v in (("max_epochs", args.max_epochs), ("lr", args.lr),
                                    ("batch_size", args.batch_size)) if v is not None}
-    budget = with_budget(Suite("run", "", (0,), TrainBudget(**budget_kw), (), ()),
-                         **_speed_flags(args)).budget
+    budget = make_budget("command line", {**budget_kw, **_speed_flags(args)})
     cell = Cell("run", dcfg, mcfg, args.seed, budget)
     dm = make_datamodule(dcfg)
     reason = incompatibility(dm.spec, args.model)
@@ -227,7 +225,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     options = _options(args)
     plan = plan_suite(suite)  # names, parameters and budgets checked before training
     if args.launcher != "none":
-        return _benchmark_on_cluster(args, suite, options)
+        return _benchmark_on_cluster(args, suite, options, plan)
     console = _console()
     console.print(f"suite [bold]{suite.name}[/]: {len(plan.cells)} cells "
                   f"({len(suite.datasets)} datasets, {len(suite.models)} models, "
@@ -240,9 +238,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             from .parallel import iter_suite_parallel
 
             cells = iter_suite_parallel(suite, options, args.workers, tuple(args.plugin),
-                                        args.cells_per_device, progress=progress)
+                                        args.cells_per_device, progress=progress, plan=plan)
         else:
-            cells = iter_suite(suite, options, progress=progress)
+            cells = iter_suite(suite, options, progress=progress, plan=plan)
         for _, record, was_run in cells:
             ran += was_run
             status = record["status"] if record else "left to another process"
@@ -264,7 +262,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any) -> int:
+def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any, plan: Any) -> int:
     from .launchers import ClusterOptions, submit_suite
     from .leaderboard import build_leaderboard
 
@@ -272,7 +270,7 @@ def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any) ->
                              timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node,
                              cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
                              folder=str(Path(args.results) / "slurm"), wait=not args.no_wait)
-    jobs = submit_suite(suite, options, cluster, tuple(args.plugin))
+    jobs = submit_suite(suite, options, cluster, tuple(args.plugin), plan=plan)
     if not jobs:
         print(f"suite {suite.name}: every cell has a record; nothing submitted")
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runner import Cell, RunOptions
+from .runner import Cell, RunOptions, SuitePlan
 from .suite import Suite
 
 
@@ -49,7 +49,7 @@ def run_one_cell(cell: Cell, options: RunOptions,
 
 
 def submit_suite(suite: Suite, options: RunOptions, cluster: ClusterOptions,
-                 plugin_files: tuple[str, ...] = ()) -> list[Any]:
+                 plugin_files: tuple[str, ...] = (), plan: SuitePlan | None = None) -> list[Any]:
     """Submit every unfinished cell as one job array; return submitit's jobs."""
     try:
         import submitit
@@ -57,7 +57,7 @@ def submit_suite(suite: Suite, options: RunOptions, cluster: ClusterOptions,
         raise UserError("--launcher needs submitit: pip install 'mlwm-bench[cluster]'") from exc
     from .runner import DataModuleCache, finished_record, plan_suite
 
-    plan = plan_suite(suite)
+    plan = plan or plan_suite(suite)
     # absolute paths: array tasks may start in another working directory
     options = replace(options, results_dir=Path(options.results_dir).resolve())
     cache = DataModuleCache()

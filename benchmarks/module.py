@@ -17,6 +17,7 @@ from torch import nn
 from .contract import DatasetSpec, TaskType
 from .data import BatchChunk
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
+from .trainer import OPTIMIZERS
 
 _NO_SCALER = ("32-true", "32", "bf16-mixed", "bf16-true", "64-true")
 
@@ -124,6 +125,5 @@ class BenchModule(L.LightningModule):
         self._tested.clear()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        opt = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam,
-               "sgd": torch.optim.SGD}[self.hparams.optimizer]
+        opt = OPTIMIZERS[self.hparams.optimizer]
         return opt(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

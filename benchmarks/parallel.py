@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
-from .records import lock_path, release_claim
+from .records import lock_path, release_claim, uses_gpu
 from .runner import (
+    PROGRESS_EVENT,
     Cell,
     DataModuleCache,
     ProgressFn,
     RunOptions,
+    SuitePlan,
+    WorkItem,
     plan_suite,
-    run_claimed,
-    run_vectorised,
-    same_but_seed,
+    run_item,
+    work_items,
 )
 from .suite import Suite
 
@@ -74,71 +76,42 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
         results.put(("idle", wid, None, None))
 
 
-def _run_item(item: list[tuple[int, Cell]], options: RunOptions, cache: DataModuleCache,
-              results: Any, wid: int) -> None:
-    dm = cache.get(item[0][1].dataset)
-    index_of = {cell.seed: index for index, cell in item}
-    together: dict[int, dict[str, Any]] = {}
-    if options.vectorise_seeds and len(item) > 1:
-        def started(cells: list[Cell]) -> None:
-            for c in cells:
-                results.put(("start", wid, index_of[c.seed], None))
-
-        try:
-            together = run_vectorised([c for _, c in item], dm, options, on_start=started)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # as for a single cell below: the item's cells end
-            for index, _ in item:
+def _run_item(item: WorkItem, options: RunOptions, cache: DataModuleCache, results: Any,
+              wid: int) -> None:
+    ended: set[int] = set()
+    try:
+        for index, outcome, record in run_item(
+                item, cache.get(item[0][1].dataset), options,
+                on_start=lambda i: results.put(("start", wid, i, None))):
+            results.put((outcome, wid, index, record))
+            ended.add(index)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a user error (a bad budget, say) ends the item's cells
+        for index, _ in item:
+            if index not in ended:
                 results.put(("error", wid, index, {"reason": f"{type(exc).__name__}: {exc}"}))
-            return
-        for seed, record in together.items():
-            results.put(("ran", wid, index_of[seed], record))
-    for index, cell in item:
-        if cell.seed in together:
-            continue
-        try:
-            outcome, record = run_claimed(
-                cell, dm, options, on_start=lambda i=index: results.put(("start", wid, i, None)))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a user error in one cell (bad budget) ends that cell only
-            outcome, record = "error", {"reason": f"{type(exc).__name__}: {exc}"}
-        results.put((outcome, wid, index, record))
 
 
 def gpu_slots(cells_per_device: int) -> list[str | None]:
-    """Device of each worker: every visible GPU `cells_per_device` times; [] without GPUs."""
+    """Device of each worker: every visible GPU `cells_per_device` times."""
     import torch
 
-    if not torch.cuda.is_available():
-        return []
     return [str(d) for d in range(torch.cuda.device_count()) for _ in range(cells_per_device)]
-
-
-def work_items(cells: list[Cell], vectorise_seeds: bool) -> list[list[tuple[int, Cell]]]:
-    """What one worker takes at a time: a cell, or with vectorise_seeds all the seeds of a
-    cell (same dataset, model and budget), which may then train as one vectorised model."""
-    import itertools
-
-    indexed = list(enumerate(cells))
-    if not vectorise_seeds:
-        return [[ic] for ic in indexed]
-    return [list(g) for _, g in itertools.groupby(indexed, key=lambda ic: same_but_seed(ic[1]))]
 
 
 def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                         plugin_files: tuple[str, ...] = (), cells_per_device: int = 1,
-                        progress: ProgressFn | None = None
+                        progress: ProgressFn | None = None, plan: SuitePlan | None = None
                         ) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
     """Like runner.iter_suite, with cells spread over worker processes (results arrive in
     completion order). The parent hands each worker one item at a time, so it always knows
     what a worker holds: if the worker dies, the cells it had started are recorded failed
     and the ones it had not started go to another worker."""
-    plan = plan_suite(suite)
+    plan = plan or plan_suite(suite)
     total = len(plan.cells)
     devices: list[str | None] = []
-    if options.accelerator in ("auto", "gpu", "cuda"):
+    if uses_gpu(options.accelerator):
         devices = gpu_slots(cells_per_device)
     if devices:
         workers = len(devices) if workers <= 0 else workers
@@ -218,10 +191,7 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
             if event == "error":
                 raise UserError(f"{cell.label}: {record['reason']}")
             if progress:
-                if event == "busy":
-                    progress("busy", cell, index, total, None)
-                else:
-                    progress("resumed" if event == "done" else "end", cell, index, total, record)
+                progress(PROGRESS_EVENT[event], cell, index, total, record)
             yield cell, record, event == "ran"
     finally:
         for _, inbox in procs.values():

@@ -129,10 +129,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def uses_gpu(accelerator: str) -> bool:
+    """Whether a run with this Lightning accelerator ("auto", "gpu", "cuda", "cpu") trains
+    on a GPU here."""
+    import torch
+
+    return accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+
+
 def device_name(accelerator: str = "cpu") -> str:
     import torch
 
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+    if uses_gpu(accelerator):
         return torch.cuda.get_device_name(0)
     return f"{cpu_name()} ({os.cpu_count()} cores)"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import signal
 import time
@@ -37,6 +38,7 @@ from .records import (
     release_claim,
     remove_debris,
     try_claim,
+    uses_gpu,
     write_json_atomic,
 )
 from .suite import DatasetConfig, ModelConfig, Suite
@@ -158,7 +160,7 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
     mean, std = dm.target_stats() if spec.task.value == "regression" else (0.0, 1.0)
     eval_splits = tuple(s for s in ("test", "ood_test") if s in dm.splits)
     if budget.compile:
-        compile_backbone(backbone, budget.compile, _uses_gpu(options))
+        compile_backbone(backbone, budget.compile, uses_gpu(options.accelerator))
     module = BenchModule(backbone, spec, lr=budget.train_lr, weight_decay=budget.weight_decay,
                          optimizer=budget.optimizer, target_mean=mean, target_std=std,
                          eval_splits=eval_splits)
@@ -186,7 +188,7 @@ def _train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec, ce
     epochs = trainer.current_epoch
     stopped_early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0
                         for c in trainer.callbacks)
-    return {"rank": trainer.global_rank, "metrics": metrics, "epochs": epochs,
+    return {"metrics": metrics, "epochs": epochs,
             "best_epoch": best.best_epoch,
             "stopped_by": stop_reason(epochs, budget, stopped_early),
             "train_s": train_s, "eval_s": eval_s,
@@ -200,10 +202,6 @@ def stop_reason(epochs: int, budget: TrainBudget, stopped_early: bool) -> str:
     if epochs >= budget.max_epochs:
         return "max_epochs"
     return "early_stopping" if stopped_early else "time_cap"
-
-
-def _uses_gpu(options: RunOptions) -> bool:
-    return options.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 @contextlib.contextmanager
@@ -311,7 +309,6 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
                 else:
                     out = _fit_model(model, dm, spec, cell)
                     record["model"]["n_params"] = int(getattr(model, "n_params", 0) or 0)
-            out.pop("rank", 0)
             record["model"]["details"] = _recovery_gate(out.pop("details", {}), out["metrics"])
             record.update(metrics=out["metrics"], epochs=out["epochs"],
                           best_epoch=out["best_epoch"], samples_per_s=out["samples_per_s"],
@@ -377,23 +374,39 @@ def _finite(obj: Any) -> Any:
 ProgressFn = Callable[[str, Cell, int, int, dict[str, Any] | None], None]
 
 
+def claim_unfinished(cell: Cell, dm: MathDataModule, options: RunOptions
+                     ) -> tuple[Path | None, dict[str, Any] | None]:
+    """(claim, None) when this process now holds the unfinished cell (debris of a killed
+    writer cleared); (None, record) when it is finished; (None, None) when another
+    process holds it."""
+    done = finished_record(cell, dm, options)
+    if done is not None:
+        return None, done
+    path = cell.path(options.results_dir)
+    claim = try_claim(path)
+    if claim is None:
+        return None, None
+    done = finished_record(cell, dm, options)  # it may have finished meanwhile
+    if done is not None:
+        release_claim(claim)
+        return None, done
+    remove_debris(path)
+    return claim, None
+
+
 def run_claimed(cell: Cell, dm: MathDataModule, options: RunOptions,
                 on_start: Callable[[], None] | None = None) -> tuple[str, dict[str, Any] | None]:
     """Run a cell unless it is finished or another process holds it: ("done", record),
     ("busy", None) or ("ran", record). The claim is released however the cell ends."""
-    done = finished_record(cell, dm, options)
+    if secondary_rank():  # a DDP peer follows rank 0 cell by cell, which holds the claim
+        done = finished_record(cell, dm, options)
+        return ("done", done) if done is not None else ("ran", run_cell(cell, dm, options))
+    claim, done = claim_unfinished(cell, dm, options)
     if done is not None:
         return "done", done
-    if secondary_rank():  # a DDP peer follows rank 0 cell by cell, which holds the claim
-        return "ran", run_cell(cell, dm, options)
-    claim = try_claim(cell.path(options.results_dir))
     if claim is None:
         return "busy", None
     try:
-        done = finished_record(cell, dm, options)  # it may have finished meanwhile
-        if done is not None:
-            return "done", done
-        remove_debris(cell.path(options.results_dir))
         if on_start:
             on_start()
         return "ran", run_cell(cell, dm, options)
@@ -419,6 +432,39 @@ def same_but_seed(cell: Cell) -> tuple[Any, ...]:
     return (cell.dataset, cell.model, cell.budget)
 
 
+WorkItem = list[tuple[int, Cell]]  # (index in the plan, cell): what a runner takes at once
+
+PROGRESS_EVENT = {"ran": "end", "done": "resumed", "busy": "busy"}  # run_claimed's outcomes
+
+
+def work_items(cells: list[Cell], vectorise_seeds: bool) -> list[WorkItem]:
+    """A cell each, or with vectorise_seeds all the seeds of a cell (same dataset, model and
+    budget), which may then train as one vectorised model."""
+    indexed = list(enumerate(cells))
+    if not vectorise_seeds:
+        return [[ic] for ic in indexed]
+    return [list(g) for _, g in itertools.groupby(indexed, key=lambda ic: same_but_seed(ic[1]))]
+
+
+def run_item(item: WorkItem, dm: MathDataModule, options: RunOptions,
+             on_start: Callable[[int], None] = lambda index: None
+             ) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+    """Run the cells of one work item, yielding (index, outcome, record) per cell with
+    run_claimed's outcomes; `on_start(index)` is called before a cell trains. With
+    options.vectorise_seeds the item's seeds train together where supported."""
+    together: dict[int, dict[str, Any]] = {}
+    if options.vectorise_seeds and len(item) > 1:
+        index_of = {cell.seed: index for index, cell in item}
+        together = run_vectorised([c for _, c in item], dm, options,
+                                  on_start=lambda cells: [on_start(index_of[c.seed])
+                                                          for c in cells])
+    for index, cell in item:
+        if cell.seed in together:
+            yield index, "ran", together[cell.seed]
+        else:
+            yield (index, *run_claimed(cell, dm, options, on_start=lambda i=index: on_start(i)))
+
+
 def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions,
                    on_start: Callable[[list[Cell]], None] | None = None
                    ) -> dict[int, dict[str, Any]]:
@@ -426,7 +472,12 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions,
     supports it (benchmarks.vectorised); the records of the cells it ran, by seed. Cells
     it did not take (finished, claimed elsewhere, unsupported) run the usual way after.
     `on_start(cells)` is called once the cells to train together are claimed."""
-    from .vectorised import NotVectorisable, supports_vectorised, train_seeds_vectorised
+    from .vectorised import (
+        NotVectorisable,
+        device_for,
+        supports_vectorised,
+        train_seeds_vectorised,
+    )
 
     entry = registry.get_model_entry(group[0].model.name)
     if entry.kind != "neural" or entry.unavailable_reason() or secondary_rank():
@@ -435,6 +486,7 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions,
     if len(pending) < 2:
         return {}
     try:
+        device_for(options)
         _, _, spec, given = model_setup(pending[0], dm)
         if supports_vectorised(entry.name, spec, given, pending[0].budget):
             return {}
@@ -443,12 +495,9 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions,
     claims: list[tuple[Cell, Path]] = []
     try:
         for c in pending:
-            lock = try_claim(c.path(options.results_dir))
-            if lock is not None and finished_record(c, dm, options) is None:
+            lock, _ = claim_unfinished(c, dm, options)
+            if lock is not None:
                 claims.append((c, lock))
-                remove_debris(c.path(options.results_dir))
-            else:
-                release_claim(lock)
         cells = [c for c, _ in claims]
         if len(cells) < 2:
             return {}
@@ -465,48 +514,25 @@ def run_vectorised(group: list[Cell], dm: MathDataModule, options: RunOptions,
             release_claim(lock)
 
 
-def iter_suite(suite: Suite, options: RunOptions,
-               progress: ProgressFn | None = None) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
+def iter_suite(suite: Suite, options: RunOptions, progress: ProgressFn | None = None,
+               plan: SuitePlan | None = None
+               ) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
     """Run a suite cell by cell, yielding (cell, record, was_run); record is None for a cell
     another process is running. `progress(event, cell, index, total, record)` is called
     with event "start" before and "end" after a cell, "resumed" for one finished before,
-    "busy" for one claimed elsewhere.
+    "busy" for one claimed elsewhere. `plan`: the suite's plan, if already made.
     With options.vectorise_seeds, the seeds of a cell train together where supported."""
-    import itertools
-
-    plan = plan_suite(suite)
+    plan = plan or plan_suite(suite)
     total = len(plan.cells)
     cache = DataModuleCache()
-    indexed = list(enumerate(plan.cells))
-    for _, group in itertools.groupby(indexed, key=lambda ic: same_but_seed(ic[1])):
-        group = list(group)
-        dm = cache.get(group[0][1].dataset)
-        done_together: dict[int, dict[str, Any]] = {}
-        if options.vectorise_seeds and len(group) > 1:
-            index_of = {c.seed: i for i, c in group}
 
-            def started(cells: list[Cell], index_of: dict[int, int] = index_of) -> None:
-                for c in cells:
-                    if progress:
-                        progress("start", c, index_of[c.seed], total, None)
+    def notify(event: str, index: int, record: dict[str, Any] | None) -> None:
+        if progress:
+            progress(event, plan.cells[index], index, total, record)
 
-            done_together = run_vectorised([c for _, c in group], dm, options, on_start=started)
-        for index, cell in group:
-            def notify(ev: str, rec: dict[str, Any] | None, i: int = index, c: Cell = cell) -> None:
-                if progress:
-                    progress(ev, c, i, total, rec)
-
-            if cell.seed in done_together:
-                record = done_together[cell.seed]
-                notify("end", record)
-                yield cell, record, True
-                continue
-            outcome, record = run_claimed(cell, dm, options,
-                                          on_start=lambda n=notify: n("start", None))
-            if outcome == "busy":
-                notify("busy", None)
-            elif outcome == "done":
-                notify("resumed", record)
-            else:
-                notify("end", record)
-            yield cell, record, outcome == "ran"
+    for item in work_items(plan.cells, options.vectorise_seeds):
+        dm = cache.get(item[0][1].dataset)
+        for index, outcome, record in run_item(item, dm, options,
+                                               on_start=lambda i: notify("start", i, None)):
+            notify(PROGRESS_EVENT[outcome], index, record)
+            yield plan.cells[index], record, outcome == "ran"

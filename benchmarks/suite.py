@@ -34,7 +34,7 @@ from typing import Any
 
 from .budget import format_budget
 from .errors import UserError
-from .trainer import COMPILE_MODES, TrainBudget
+from .trainer import COMPILE_MODES, OPTIMIZERS, TrainBudget
 
 SUITES_DIR = Path(__file__).with_name("suites")
 BASELINE_MODEL = "majority"
@@ -115,7 +115,8 @@ def _toml_type(t: type) -> str:
             int: "an integer", float: "a number"}.get(t, t.__name__)
 
 
-def _budget(where: str, table: dict[str, Any]) -> TrainBudget:
+def make_budget(where: str, table: dict[str, Any]) -> TrainBudget:
+    """A checked TrainBudget from a [budget] table; errors are one line naming `where`."""
     fields = {f.name: f.type for f in dataclasses.fields(TrainBudget)}
     types = {"int": int, "float": float, "str": str}
     values = {}
@@ -138,9 +139,9 @@ def _budget(where: str, table: dict[str, Any]) -> TrainBudget:
     if budget.compile and budget.compile not in COMPILE_MODES:
         raise UserError(f"{where}: budget compile {budget.compile!r} is not one of "
                         f"{', '.join(COMPILE_MODES)} (or \"\" for none)")
-    if budget.optimizer not in ("adamw", "adam", "sgd"):
+    if budget.optimizer not in OPTIMIZERS:
         raise UserError(f"{where}: budget optimizer {budget.optimizer!r} is not one of "
-                        "adamw, adam, sgd")
+                        f"{', '.join(OPTIMIZERS)}")
     return budget
 
 
@@ -148,7 +149,7 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
     """A Suite from parsed TOML, with one-line errors naming the file and key."""
     where = where or f"suite {name!r}"
     _check_table(where, data, _TOP_KEYS)
-    budget = _budget(where, data.get("budget", {}))
+    budget = make_budget(where, data.get("budget", {}))
     seeds = data.get("seeds", [0])
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                             for s in seeds):
@@ -163,7 +164,7 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
             raise UserError(f"{w} needs a name")
         overrides = {}
         if "budget" in d:  # checked and typed now, merged into each cell's budget by the runner
-            merged = _budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
+            merged = make_budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
             overrides = {k: getattr(merged, k) for k in d["budget"]}
         cfg = DatasetConfig(d.get("id", d["name"]), d["name"], dict(d.get("params", {})),
                             overrides)
@@ -207,7 +208,7 @@ def with_budget(suite: Suite, **changes: Any) -> Suite:
     over the file's [budget] and its per-dataset budgets."""
     if not changes:
         return suite
-    budget = _budget("command line", {**dataclasses.asdict(suite.budget), **changes})
+    budget = make_budget("command line", {**dataclasses.asdict(suite.budget), **changes})
     datasets = tuple(dataclasses.replace(d, budget={k: v for k, v in d.budget.items()
                                                     if k not in changes})
                      for d in suite.datasets)

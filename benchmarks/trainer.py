@@ -58,6 +58,7 @@ _NONE = object()
 _NEUTRAL = {"batch_scale": 1, "compile": ""}  # options added after the first records were written
 
 
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

@@ -56,10 +56,9 @@ from .contract import DatasetSpec, Modality, TaskType, choose_view
 from .data import MathDataModule, TensorBatches
 from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
 from .module import call_backbone
+from .records import uses_gpu
 from .runner import Cell, RunOptions, count_params, model_setup, stop_reason
-from .trainer import TrainBudget
-
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+from .trainer import OPTIMIZERS, TrainBudget
 
 
 class NotVectorisable(ValueError):
@@ -346,8 +345,7 @@ def device_for(options: RunOptions) -> torch.device:
     if options.devices not in (1, "1") or options.num_nodes != 1 or \
             options.strategy not in ("auto", "single_device"):
         raise NotVectorisable("vectorised seeds run on one device (devices=1, one node)")
-    if options.accelerator in ("gpu", "cuda") or (options.accelerator == "auto"
-                                                  and torch.cuda.is_available()):
+    if options.accelerator in ("gpu", "cuda") or uses_gpu(options.accelerator):
         return torch.device("cuda")
     return torch.device("cpu")
 
