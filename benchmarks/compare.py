@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .leaderboard import Row, aggregate, arrow, fmt, fmt_mean_std, load_records, mean, tables
+from .leaderboard import (
+    Row,
+    aggregate,
+    arrow,
+    dataset_label,
+    fmt,
+    fmt_mean_std,
+    load_records,
+    mean,
+    tables,
+)
 
 WELCH = "Welch's t-test"
 
@@ -113,10 +123,6 @@ def compare(rows: list[Row], models: list[str], datasets: str = "*",
 
 
 # -- printing -------------------------------------------------------------------------
-def _label(ds: tuple[str, str]) -> str:
-    return ds[0] if ds[1] == "1" else f"{ds[0]} (v{ds[1]})"
-
-
 def print_comparison(cmp: Comparison, alpha: float, console) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -138,7 +144,7 @@ def print_comparison(cmp: Comparison, alpha: float, console) -> None:
                 cells.append(Text("skipped" if r.skipped else "failed", style="dim"))
             else:
                 cells.append(Text(f"{fmt_mean_std(r.test)} ({len(r.test)})"))
-        results.add_row(Text(_label(ds)), Text(f"{any_row.metric} {arrow(any_row)}"), *cells)
+        results.add_row(Text(dataset_label(*ds)), Text(f"{any_row.metric} {arrow(any_row)}"), *cells)
     console.print(results)
 
     matrix = Table(title=f"Wins/ties/losses of the row model against the column model over "
@@ -165,7 +171,7 @@ def print_comparison(cmp: Comparison, alpha: float, console) -> None:
                     continue
                 ra, rb = cmp.cells[(ds, a)], cmp.cells[(ds, b)]
                 winner = {1: f"{a} better", -1: f"{b} better", 0: "tie"}[v.outcome]
-                pairs.add_row(Text(_label(ds)), Text(a), Text(b), fmt(mean(ra.test)),
+                pairs.add_row(Text(dataset_label(*ds)), Text(a), Text(b), fmt(mean(ra.test)),
                               fmt(mean(rb.test)), fmt(mean(ra.test) - mean(rb.test)),
                               v.test, "" if v.p is None else f"{v.p:.3g}",
                               Text(winner, style="bold" if v.outcome else "dim"))

@@ -192,6 +192,11 @@ def status_text(row: Row) -> str:
     return "ok"
 
 
+def dataset_label(dataset_id: str, version: str) -> str:
+    """A dataset as tables and plots name it: its id, plus " (vN)" when its version is not 1."""
+    return dataset_id if version == "1" else f"{dataset_id} (v{version})"
+
+
 def direction(higher_is_better: bool) -> str:
     return "higher is better" if higher_is_better else "lower is better"
 
@@ -239,7 +244,7 @@ def summary_table(rows: list[Row]) -> Table:
     groups = tables(rows)
     names = {r.model_id: r.model_name for r in rows}
     ranks = average_ranks(rows)
-    head = ["model"] + [(d if v == "1" else f"{d} (v{v})") + f" {g[0].metric} {arrow(g[0])}"
+    head = ["model"] + [f"{dataset_label(d, v)} {g[0].metric} {arrow(g[0])}"
                         for (d, v), g in groups.items()] + ["avg rank"]
     models = sorted(names, key=lambda m: (ranks.get(m, (math.inf, 0))[0], m != "majority", m))
     body = []
@@ -265,8 +270,7 @@ def summary_table(rows: list[Row]) -> Table:
 def dataset_heading(rows: list[Row]) -> tuple[str, str]:
     """The title of a dataset's section and its line on the metric and its direction."""
     first = rows[0]
-    title = first.dataset_id + ("" if first.dataset_version == "1"
-                                else f" (v{first.dataset_version})")
+    title = dataset_label(first.dataset_id, first.dataset_version)
     baseline = [r.model_id for r in rows if r.baseline]
     return title, (f"Metric: test {first.metric}, {direction(first.higher_is_better)}."
                    + (f" Baseline: {', '.join(baseline)}." if baseline else ""))

@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .leaderboard import Row, direction, fmt_count, mean, std, tables
+from .contract import HIGHER_IS_BETTER
+from .leaderboard import Row, dataset_label, direction, fmt_count, mean, std, tables
 from .records import safe_name
 
 PLOT_KINDS = ("bars", "params", "curves")
@@ -58,8 +59,8 @@ def write_plots(rows: list[Row], out_dir: str | Path) -> dict[tuple[str, str], d
     with matplotlib.rc_context(STYLE):
         for key, group in tables(rows).items():
             stem = plot_stem(*key)
-            for kind, draw in (("bars", bar_chart), ("params", params_scatter),
-                               ("curves", learning_curves)):
+            for kind, draw in zip(PLOT_KINDS, (bar_chart, params_scatter, learning_curves),
+                                  strict=True):
                 fig = draw(group, styles)
                 if fig is None:
                     continue
@@ -77,8 +78,8 @@ def _figure(width: float, height: float):
 
 
 def _title(row: Row, what: str) -> str:
-    version = "" if row.dataset_version == "1" else f" (v{row.dataset_version})"
-    return f"{row.dataset_id}{version}: {what} ({direction(row.higher_is_better)})"
+    return (f"{dataset_label(row.dataset_id, row.dataset_version)}: {what} "
+            f"({direction(row.higher_is_better)})")
 
 
 def _spread(xs: list[float]) -> float:
@@ -213,7 +214,7 @@ def mean_curve(histories: list[list[dict[str, Any]]], key: str
             [_spread(list(c)) for c in columns])
 
 
-BOUNDED_BY_ONE = {"acc", "f1", "f1_macro", "exact_match", "bit_acc", "r2"}
+BOUNDED_BY_ONE = {m for m, higher in HIGHER_IS_BETTER.items() if higher}  # the scores, all <= 1
 
 
 def learning_curves(rows: list[Row], styles: dict[str, tuple[Any, str]]):

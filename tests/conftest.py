@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated dataset cache, a results folder, the registries, and
-small instances of every registered dataset for the generic tests."""
+small instances of every registered dataset for the generic tests; hand-made run records
+and a reader of the metrics a suite wrote."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ os.environ.setdefault("MLWM_CACHE", tempfile.mkdtemp(prefix="mlwm-test-cache-"))
 
 from benchmarks import registry  # noqa: E402
 from benchmarks.contract import choose_view  # noqa: E402
+from benchmarks.records import SCHEMA_VERSION, read_record, record_path, write_json_atomic  # noqa: E402
 
 registry.load_plugins()
 
@@ -57,3 +59,39 @@ def compatible_pairs() -> list[tuple[str, str]]:
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
     return tmp_path / "results"
+
+
+# -- run records -------------------------------------------------------------------------
+def make_record(dataset="parity", model="mlp", seed=0, test=0.9, val=None, status="ok",
+                reason=None, metric="acc", higher=True, version="1", budget=None,
+                suite="t", baseline=False, ood=None):
+    metrics = {} if status != "ok" else {"val": {metric: val if val is not None else test},
+                                         "test": {metric: test}}
+    if ood is not None and status == "ok":
+        metrics["ood_test"] = {metric: ood}
+    model_id = model if budget is None else f"{model}@{budget // 1000}k"
+    return {
+        "schema_version": SCHEMA_VERSION, "suite": suite,
+        "dataset": {"id": dataset, "name": dataset, "version": version, "params": {},
+                    "content_hash": "h", "task": "binary", "metric": metric,
+                    "higher_is_better": higher, "view": "vector", "description": "desc"},
+        "model": {"id": model_id, "name": model, "hparams": {}, "kind": "neural",
+                  "baseline": baseline, "n_params": 1000, "param_budget": budget},
+        "seed": seed, "budget": {"max_epochs": 1, "batch_size": 1, "lr": 0.1},
+        "status": status, "reason": reason, "metrics": metrics, "epochs": 3,
+        "time": {"train_s": 1.5, "total_s": 2.0}, "config_hash": "0" * 16,
+        "environment": {"python": "3", "torch": "2", "lightning": "2", "device": "cpu",
+                        "git_commit": "x"}, "created": "now",
+    }
+
+
+def write(results: Path, rec: dict) -> Path:
+    path = record_path(results, rec["suite"], rec["dataset"]["id"], rec["model"]["id"], rec["seed"])
+    write_json_atomic(path, rec)
+    return path
+
+
+def metrics_by_cell(results: Path) -> dict[str, dict]:
+    """The metrics of every record under results/runs, by the record's relative path."""
+    return {str(p.relative_to(results)): read_record(p)["metrics"]
+            for p in sorted((results / "runs").rglob("*.json"))}

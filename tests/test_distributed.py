@@ -12,6 +12,7 @@ import sys
 import lightning as L
 import pytest
 import torch
+from conftest import metrics_by_cell
 
 from benchmarks import registry
 from benchmarks.cli import main
@@ -65,10 +66,7 @@ def test_workers_two_gives_the_records_of_one(tmp_path):
     args = ["benchmark", "--suite", "smoke"]
     assert main(args + ["--results", str(tmp_path / "one")]) == 0
     assert main(args + ["--results", str(tmp_path / "two"), "--workers", "2"]) == 0
-    def metrics(root):
-        return {str(p.relative_to(root)): json.loads(p.read_text())["metrics"]
-                for p in sorted((root / "runs").rglob("*.json"))}
-    assert metrics(tmp_path / "one") == metrics(tmp_path / "two")
+    assert metrics_by_cell(tmp_path / "one") == metrics_by_cell(tmp_path / "two")
 
 
 KILLER_PLUGIN = '''

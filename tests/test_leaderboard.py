@@ -8,39 +8,10 @@ import csv
 import io
 import json
 import statistics
-from pathlib import Path
+
+from conftest import make_record, write
 
 from benchmarks.leaderboard import aggregate, average_ranks, build_leaderboard, load_records
-from benchmarks.records import SCHEMA_VERSION, record_path, write_json_atomic
-
-
-def make_record(dataset="parity", model="mlp", seed=0, test=0.9, val=None, status="ok",
-                reason=None, metric="acc", higher=True, version="1", budget=None,
-                suite="t", baseline=False, ood=None):
-    metrics = {} if status != "ok" else {"val": {metric: val if val is not None else test},
-                                         "test": {metric: test}}
-    if ood is not None and status == "ok":
-        metrics["ood_test"] = {metric: ood}
-    model_id = model if budget is None else f"{model}@{budget // 1000}k"
-    return {
-        "schema_version": SCHEMA_VERSION, "suite": suite,
-        "dataset": {"id": dataset, "name": dataset, "version": version, "params": {},
-                    "content_hash": "h", "task": "binary", "metric": metric,
-                    "higher_is_better": higher, "view": "vector", "description": "desc"},
-        "model": {"id": model_id, "name": model, "hparams": {}, "kind": "neural",
-                  "baseline": baseline, "n_params": 1000, "param_budget": budget},
-        "seed": seed, "budget": {"max_epochs": 1, "batch_size": 1, "lr": 0.1},
-        "status": status, "reason": reason, "metrics": metrics, "epochs": 3,
-        "time": {"train_s": 1.5, "total_s": 2.0}, "config_hash": "0" * 16,
-        "environment": {"python": "3", "torch": "2", "lightning": "2", "device": "cpu",
-                        "git_commit": "x"}, "created": "now",
-    }
-
-
-def write(results: Path, rec: dict) -> Path:
-    path = record_path(results, rec["suite"], rec["dataset"]["id"], rec["model"]["id"], rec["seed"])
-    write_json_atomic(path, rec)
-    return path
 
 
 def test_ranking_mean_and_unbiased_std(tmp_path):

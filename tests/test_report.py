@@ -13,7 +13,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from test_leaderboard import make_record, write
+from conftest import make_record, write
 
 from benchmarks import registry
 from benchmarks.compare import add_compare_parser, compare, significance

@@ -16,34 +16,20 @@ is Welch's t-test of k against 1 (`mlwm compare`'s test): "same" when p >= 0.05.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import tempfile
 from pathlib import Path
 
 import torch
 
-from benchmarks import registry
 from benchmarks.compare import significance
-from benchmarks.runner import Cell, DataModuleCache, RunOptions, run_cell
+from benchmarks.perf.common import cells_for
+from benchmarks.runner import DataModuleCache, RunOptions, run_cell
 from benchmarks.suite import load_suite
 from benchmarks.trainer import quiet_lightning
 
 PAIRS = ("parity-ood:mlp,descents-right-oneline:transformer,partitions-logdim:deepsets,"
          "semigroups-m4:cnn2d,graph-triangles:gin@30k,mnist1d:mlp,mnist1d:cnn1d")
-
-
-def cells_for(pair: str, suite, seeds: list[int], scale: int) -> list[Cell]:
-    dataset_id, model_id = pair.split(":")
-    dcfg = next((d for d in suite.datasets if d.id == dataset_id), None)
-    mcfg = next((m for m in suite.models if m.id == model_id), None)
-    if dcfg is None or mcfg is None:
-        raise SystemExit(f"--pairs {pair}: suite {suite.name} has datasets "
-                         f"{', '.join(d.id for d in suite.datasets)} and models "
-                         f"{', '.join(m.id for m in suite.models)}")
-    budget = dataclasses.replace(suite.budget, **dcfg.budget)
-    budget = dataclasses.replace(budget, batch_scale=scale)
-    return [Cell("perf", dcfg, mcfg, s, budget) for s in seeds]
 
 
 def main() -> None:
@@ -58,7 +44,6 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     quiet_lightning()
-    registry.load_plugins(())
     suite = load_suite(args.suite)
     scales = [int(k) for k in args.scales.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -69,7 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(results_dir=Path(tmp), accelerator=args.accelerator)
         for pair in args.pairs.split(","):
-            by_scale = {k: cells_for(pair, suite, seeds, k) for k in scales}
+            by_scale = {k: cells_for(pair, suite, seeds, batch_scale=k) for k in scales}
             dm = cache.get(by_scale[scales[0]][0].dataset)
             records: dict[int, list[dict]] = {k: [] for k in scales}
             for i in range(len(seeds)):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import registry
+from benchmarks.perf.common import cells_for
 from benchmarks.runner import Cell, DataModuleCache, RunOptions, run_cell
 from benchmarks.suite import load_suite
 from benchmarks.trainer import quiet_lightning
@@ -47,7 +47,6 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     quiet_lightning()
-    registry.load_plugins(())
     suite = load_suite("default")
     small, big = (int(e) for e in args.epochs.split(","))
     cache = DataModuleCache()
@@ -58,11 +57,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(results_dir=Path(tmp), accelerator=args.accelerator)
         for pair in args.pairs.split(","):
-            dataset_id, model_id = pair.split(":")
-            dcfg = next(d for d in suite.datasets if d.id == dataset_id)
-            mcfg = next(m for m in suite.models if m.id == model_id)
-            budget = dataclasses.replace(suite.budget, **dcfg.budget)
-            budget = dataclasses.replace(budget, patience=0, max_time_s=0.0)
+            base = cells_for(pair, suite, [0], patience=0, max_time_s=0.0)[0]
+            dcfg, mcfg, budget = base.dataset, base.model, base.budget
             dm = cache.get(dcfg)
 
             def cell(epochs: int, compiled: bool, budget=budget, dcfg=dcfg, mcfg=mcfg,

@@ -11,11 +11,11 @@ digits) have no 10x row; mnist runs only where its IDX files are found.
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from benchmarks import registry
 from benchmarks.errors import UserError
+from benchmarks.perf.datagen_seq import best_of, measure, scaled
 
 GRAPH_TARGET_ROWS, GRAPH_TARGET_S = 10_000, 20.0
 GRAPH_TARGETS = ("connected", "bipartite", "planar", "eulerian", "hamiltonian", "triangles",
@@ -23,53 +23,18 @@ GRAPH_TARGETS = ("connected", "bipartite", "planar", "eulerian", "hamiltonian", 
 GRAPH_DEFAULT = {"n_train": 6000, "n_val": 1000, "n_test": 2000}
 
 
-def tenfold(**sizes: int) -> dict[str, int]:
-    return {k: 10 * v for k, v in sizes.items()}
-
-
 # (label, dataset, params at default size, params at about 10x the rows or None)
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = [
     ("semigroups m=3", "semigroups", {"m": 3}, None),
     ("semigroups m=4", "semigroups", {}, None),
     ("semigroups m=5", "semigroups", {"m": 5}, {"m": 5, "n_per_class": 30000}),
-    *[(f"graph {t}", "graph_properties", {"target": t}, {"target": t, **tenfold(**GRAPH_DEFAULT)})
+    *[(f"graph {t}", "graph_properties", {"target": t}, {"target": t, **scaled(10, **GRAPH_DEFAULT)})
       for t in GRAPH_TARGETS],
     ("mnist1d", "mnist1d", {}, {"num_samples": 50000, "n_val": 5000}),
     ("mnist1d shuffle", "mnist1d", {"shuffle": True}, None),
     ("digits", "digits", {}, None),
     ("mnist", "mnist", {}, {"n_train": None}),
 ]
-
-
-def best_of(repeat: int, fn) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def measure(name: str, params: dict[str, Any], repeat: int) -> tuple[int, float, float]:
-    """(rows over all splits, generate seconds, all-views seconds)."""
-    from datamodules.semigroups import enumerate_semigroups
-
-    dm = registry.create_dataset(name, **params)
-
-    def generate():
-        enumerate_semigroups.cache_clear()  # time the enumeration too, not the memo
-        return dm.generate()
-
-    gen_s, raw = best_of(repeat, generate)
-    rows = sum(len(d["y"]) for d in raw.values())
-
-    def views() -> None:
-        for split in raw.values():
-            for view in dm.spec.views:
-                dm.make_view(split, view.modality)
-
-    view_s, _ = best_of(repeat, views)
-    return rows, gen_s, view_s
 
 
 def batching(repeat: int) -> tuple[float, float]:
@@ -95,7 +60,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per timing (best kept)")
     parser.add_argument("--no-tenfold", action="store_true", help="skip the 10x rows")
     args = parser.parse_args()
-    registry.load_plugins()
+    from datamodules.semigroups import enumerate_semigroups
+
+    reset = enumerate_semigroups.cache_clear  # time the enumeration too, not the memo
     print(f"{'dataset':22} {'size':>5} {'rows':>8} {'generate s':>11} {'rows/s':>10} "
           f"{'views s':>8}")
     for label, name, default, big in CASES:
@@ -103,7 +70,7 @@ def main() -> None:
             if params is None or (size == "10x" and args.no_tenfold):
                 continue
             try:
-                rows, gen_s, view_s = measure(name, params, args.repeat)
+                rows, gen_s, view_s = measure(name, params, args.repeat, reset)
             except UserError as exc:  # mnist without its files
                 print(f"{label:22} {size:>5} skipped: {exc}")
                 break
@@ -114,7 +81,7 @@ def main() -> None:
           f"(target < {GRAPH_TARGET_S:g} s):")
     sizes = {"n_train": GRAPH_TARGET_ROWS - 3000, "n_val": 1000, "n_test": 2000}
     for target in GRAPH_TARGETS:
-        _, gen_s, _ = measure("graph_properties", {"target": target, **sizes}, args.repeat)
+        _, gen_s, _ = measure("graph_properties", {"target": target, **sizes}, args.repeat, reset)
         verdict = "ok" if gen_s < GRAPH_TARGET_S else "TOO SLOW"
         print(f"  {target:12} {gen_s:7.2f} s  {verdict}", flush=True)
 

@@ -27,12 +27,7 @@ BACKENDS = ("operon", "gplearn", "pysr")
 
 def unavailable(backend: str) -> str | None:
     """Why a backend cannot run here, checked without importing it."""
-    reason = registry.get_model_entry(backend).unavailable_reason()
-    if reason is None and backend == "pysr":
-        from models.symbolic import pysr_unavailable_reason
-
-        reason = pysr_unavailable_reason()
-    return reason
+    return registry.get_model_entry(backend).unavailable_reason()  # requires=, then check=
 
 
 def run_one(backend: str, formula: str, args: argparse.Namespace) -> dict:
@@ -101,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=70, help="expression column width")
     args = parser.parse_args(argv)
 
-    registry.load_plugins()
     results: dict[str, list[dict]] = {}
     skipped: dict[str, str] = {}
     for backend in args.backends.split(","):
