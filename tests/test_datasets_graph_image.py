@@ -8,7 +8,6 @@ import gzip
 import itertools
 import re
 import struct
-import time
 
 import networkx as nx
 import numpy as np
@@ -279,16 +278,6 @@ def test_graph_bad_parameters(params, match):
 def test_hamiltonian_defaults_to_n_max_12():
     assert gp.GraphProperties(target="hamiltonian").params["n_max"] == 12
     assert gp.GraphProperties(target="planar").params["n_max"] == 20
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("target", gp.TARGETS)
-def test_ten_thousand_graphs_in_under_20_s(target):
-    dm = registry.create_dataset("graph_properties", target=target, n_train=7000,
-                                 n_val=1000, n_test=2000, data_seed=7)
-    start = time.perf_counter()
-    dm.generate()
-    assert time.perf_counter() - start < 20
 
 
 # -- digit images ---------------------------------------------------------------------------
