@@ -102,6 +102,11 @@ class DatasetSpec:
     description: str = ""              # one line for the leaderboard
     params: Mapping[str, Any] = field(default_factory=dict)  # generation parameters
     has_ood: bool = False              # an out-of-distribution test split exists
+    integer_valued: bool = False       # regression targets are integers: exact accuracy of
+                                       # the rounded prediction is reported beside r2
+    ground_truth: str = ""             # what is known to matter for the target, in words
+                                       # ("the k hidden bits"); the datamodule's
+                                       # relevant_inputs() gives it per input (explain)
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. the ground-truth formula
     view: Modality | None = None       # the view chosen for a model (None: native)
 

@@ -215,6 +215,16 @@ class MathDataModule(L.LightningDataModule):
     def make_target(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
         return raw["y"]
 
+    def relevant_inputs(self, split: str, modality: Modality) -> torch.Tensor | None:
+        """Which inputs of a view are known to matter for the target, as a boolean mask
+        broadcastable to (N, K, *view shape): N rows of the split, K outputs, the per-sample
+        layout of the view (a graph view: (N, K, nodes of the split)). Shape (1, 1, ...)
+        says the same inputs matter for every row and output (sparse parity's hidden bits),
+        (1, K, ...) per output (descent i: positions i and i + 1), (N, 1, ...) per row (the
+        entry a near-miss table breaks). None (the default): nothing declared for this
+        view. A dataset that declares it says so in words in its spec's `ground_truth`."""
+        return None
+
     # -- identity ----------------------------------------------------------------------
     @property
     def params(self) -> dict[str, Any]:
