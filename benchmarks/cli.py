@@ -13,13 +13,13 @@ Errors a user can cause print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from .compare import add_compare_parser
 from .errors import UserError
 
 
@@ -47,6 +47,8 @@ def _console():
 
 # -- list -------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
+    import fnmatch
+
     from rich.table import Table
 
     from . import registry
@@ -56,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("name", "modality (views)", "task", "metric", "description"):
         ds.add_column(col)
     for entry in registry.all_dataset_entries():
-        if not registry.fnmatch.fnmatchcase(entry.name, args.datasets):
+        if not fnmatch.fnmatchcase(entry.name, args.datasets):
             continue
         try:
             spec = entry.cls().spec
@@ -71,7 +73,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("name", "accepts", "kind", "width", "available", "description"):
         ms.add_column(col)
     for entry in registry.all_model_entries():
-        if not registry.fnmatch.fnmatchcase(entry.name, args.models):
+        if not fnmatch.fnmatchcase(entry.name, args.models):
             continue
         why = entry.unavailable_reason()
         kind = entry.kind + (" baseline" if entry.baseline else "")
@@ -83,12 +85,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # -- run one cell ----------------------------------------------------------------------
 def _options(args: argparse.Namespace):
-    from .runner import RunOptions
+    from .run.execute import RunOptions
+    from .train.hardware import Hardware
 
     results = Path(args.results)
     check_writable(results)
-    return RunOptions(results_dir=results, accelerator=args.accelerator, devices=args.devices,
-                      strategy=args.strategy, num_nodes=args.num_nodes, force=args.force,
+    hardware = Hardware(accelerator=args.accelerator, devices=args.devices,
+                        strategy=args.strategy, num_nodes=args.num_nodes)
+    return RunOptions(results_dir=results, hardware=hardware, force=args.force,
                       vectorise_seeds=getattr(args, "vectorise_seeds", False))
 
 
@@ -108,8 +112,9 @@ def check_writable(results: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import registry
-    from .runner import Cell, incompatibility, make_datamodule, run_cell, secondary_rank
-    from .suite import DatasetConfig, ModelConfig, make_budget
+    from .run.execute import run_cell, secondary_rank
+    from .run.plan import make_cell
+    from .run.suite import DatasetConfig, ModelConfig, make_budget
 
     registry.get_dataset_entry(args.dataset)
     registry.get_model_entry(args.model)
@@ -118,22 +123,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     budget_kw = {k: v for k, v in (("max_epochs", args.max_epochs), ("lr", args.lr),
                                    ("batch_size", args.batch_size)) if v is not None}
     budget = make_budget("command line", {**budget_kw, **_speed_flags(args)})
-    cell = Cell("run", dcfg, mcfg, args.seed, budget)
-    dm = make_datamodule(dcfg)
-    reason = incompatibility(dm.spec, args.model)
-    if reason:
-        raise UserError(f"cannot run this pair: {reason}")
-    record = run_cell(cell, dm, _options(args))
+    cell = make_cell("run", dcfg, mcfg, args.seed, budget)
+    from .run.plan import make_datamodule
+
+    record = run_cell(cell, make_datamodule(dcfg), _options(args))
     if secondary_rank():
         return 0  # a DDP peer: rank 0 reports
-    metric = record["dataset"]["metric"]
+    metric = record.dataset.metric
     path = cell.path(Path(args.results))
-    if record["status"] != "ok":
-        print(f"{cell.label}: {record['status']}: {record['reason']}  (record: {path})")
+    if record.status != "ok":
+        print(f"{cell.label}: {record.status}: {record.reason}  (record: {path})")
         return 1
-    test = record["metrics"]["test"][metric]
-    print(f"{cell.label}: test {metric} = {test:.4f}  (val {record['metrics']['val'].get(metric, float('nan')):.4f}, "
-          f"{record['model']['n_params']} params, {record['time']['train_s']:.1f} s)  record: {path}")
+    test = record.metrics["test"][metric]
+    val = record.metrics["val"].get(metric)
+    print(f"{cell.label}: test {metric} = {test:.4f}  (val {val:.4f}, "
+          f"{record.model.n_params} params, {record.time.train_s:.1f} s)  record: {path}")
     return 0
 
 
@@ -188,14 +192,14 @@ class SuiteProgress:
                 self.progress.update(self.task, description=f"{cell.label}")
             return
         resumed = event == "resumed"  # its record was finished before this run
-        status = record["status"] if record else "?"
+        status = record.status if record else "?"
         if self.progress is not None:
             self.progress.update(self.task, advance=1)
         if not self.interactive or status != "ok":
-            metric = record["dataset"]["metric"] if record else ""
-            value = record["metrics"].get("test", {}).get(metric) if record else None
+            value = record.primary_test if record else None
+            metric = record.dataset.metric if record else ""
             shown = f"test {metric} {value:.4f}" if isinstance(value, float) else (
-                record.get("reason") or "" if record else "")
+                record.reason or "" if record else "")
             tag = "done before" if resumed else status
             self._line(f"[{index + 1}/{total}] {cell.label}: {tag} {shown}")
 
@@ -204,17 +208,24 @@ class SuiteProgress:
             text, markup=False, highlight=False)
 
 
+def _facts(plan: Any) -> Any:
+    from .report.build import PlanFacts
+
+    return PlanFacts(current=plan.current_hashes(), cannot_run=plan.cannot_run)
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .leaderboard import build_leaderboard
-    from .runner import iter_suite, plan_suite
-    from .suite import load_suite, with_budget
+    from .report.build import build_leaderboard
+    from .run.plan import plan_suite
+    from .run.serial import iter_suite
+    from .run.suite import load_suite, with_budget
 
     suite = with_budget(load_suite(args.suite), **_speed_flags(args))
     if args.model:  # models added on the command line (a plugin's model, say)
         import dataclasses
 
         from . import registry
-        from .suite import ModelConfig
+        from .run.suite import ModelConfig
 
         extra = []
         for name in args.model:
@@ -225,7 +236,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     options = _options(args)
     plan = plan_suite(suite)  # names, parameters and budgets checked before training
     if args.launcher != "none":
-        return _benchmark_on_cluster(args, suite, options, plan)
+        return _benchmark_on_cluster(args, plan, options)
     console = _console()
     console.print(f"suite [bold]{suite.name}[/]: {len(plan.cells)} cells "
                   f"({len(suite.datasets)} datasets, {len(suite.models)} models, "
@@ -235,42 +246,47 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     statuses: dict[str, int] = {}
     with SuiteProgress() as progress:
         if args.workers > 1 or args.cells_per_device > 1:
-            from .parallel import iter_suite_parallel
+            from .run.workers import iter_suite_parallel
 
-            cells = iter_suite_parallel(suite, options, args.workers, tuple(args.plugin),
-                                        args.cells_per_device, progress=progress, plan=plan)
+            cells = iter_suite_parallel(plan, options, args.workers, tuple(args.plugin),
+                                        args.cells_per_device, progress=progress)
         else:
-            cells = iter_suite(suite, options, progress=progress, plan=plan)
+            cells = iter_suite(plan, options, progress=progress)
         for _, record, was_run in cells:
             ran += was_run
-            status = record["status"] if record else "left to another process"
+            status = record.status if record else "left to another process"
             statuses[status] = statuses.get(status, 0) + 1
     wall = time.perf_counter() - t0
     t1 = time.perf_counter()
-    paths, problems, _ = build_leaderboard(options.results_dir, suite.name)
-    from .records import write_json_atomic
+    board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan))
+    from .run.files import write_text_atomic
 
-    write_json_atomic(paths[0].parent / "suite_run.json", {  # read by benchmarks.perf.suite_time
-        "suite": suite.name, "wall_s": wall, "leaderboard_s": time.perf_counter() - t1,
-        "workers": args.workers, "cells": len(plan.cells), "ran": ran, "statuses": statuses})
-    for path, why in problems:
+    if ran == len(plan.cells):  # only a whole run's timing stands for the suite's cost:
+        # a resumed or rebuilt run never overwrites it (read by benchmarks.perf.suite_time)
+        write_text_atomic(board.paths[0].parent / "suite_run.json", json.dumps({
+            "suite": suite.name, "wall_s": wall, "leaderboard_s": time.perf_counter() - t1,
+            "workers": args.workers, "cells": len(plan.cells), "ran": ran,
+            "statuses": statuses}, indent=1) + "\n")
+    for path, why in board.problems:
         console.print(f"left out {path}: {why}", markup=False)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    paths = board.paths
     console.print(f"ran {ran} cells in {wall:.0f} s ({summary}); leaderboard: "
                   f"{', '.join(str(p) for p in paths[:3])} (and plots in {paths[0].parent / 'plots'})",
                   markup=False)
     return 0
 
 
-def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any, plan: Any) -> int:
-    from .launchers import ClusterOptions, submit_suite
-    from .leaderboard import build_leaderboard
+def _benchmark_on_cluster(args: argparse.Namespace, plan: Any, options: Any) -> int:
+    from .report.build import build_leaderboard
+    from .run.launchers import ClusterOptions, submit_suite
 
+    suite = plan.suite
     cluster = ClusterOptions(launcher=args.launcher, partition=args.partition,
                              timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node,
                              cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
                              folder=str(Path(args.results) / "slurm"), wait=not args.no_wait)
-    jobs = submit_suite(suite, options, cluster, tuple(args.plugin), plan=plan)
+    jobs = submit_suite(plan, options, cluster, tuple(args.plugin))
     if not jobs:
         print(f"suite {suite.name}: every cell has a record; nothing submitted")
     else:
@@ -287,23 +303,27 @@ def _benchmark_on_cluster(args: argparse.Namespace, suite: Any, options: Any, pl
         except Exception as exc:  # a task that died: its cell has no record, rerun resumes it
             print(f"array task {job.job_id} failed: {str(exc).strip().splitlines()[-1][:300]}")
             statuses["task failed"] = statuses.get("task failed", 0) + 1
-    paths, _, _ = build_leaderboard(options.results_dir, suite.name)
+    board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan))
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-    print(f"{len(jobs)} cells ({summary or 'none'}); leaderboard: {paths[0]}")
+    print(f"{len(jobs)} cells ({summary or 'none'}); leaderboard: {board.paths[0]}")
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import build_leaderboard
+    from .report.build import build_leaderboard
+    from .run.plan import plan_suite
+    from .run.suite import load_suite
 
-    paths, problems, rows = build_leaderboard(args.results, args.suite)
-    for path, why in problems:
+    plan = plan_suite(load_suite(args.suite))
+    board = build_leaderboard(args.results, plan.suite.name, facts=_facts(plan))
+    for path, why in board.problems:
         print(f"left out {path}: {why}", file=sys.stderr)
-    if not rows:
-        raise UserError(f"no records of suite {args.suite!r} under {Path(args.results) / 'runs'}; "
-                        f"run `mlwm benchmark --suite {args.suite}` first")
-    print(f"{len(rows)} rows written to {', '.join(str(p) for p in paths[:3])} "
-          f"(and plots in {paths[0].parent / 'plots'})")
+    if not board.rows:
+        raise UserError(f"no records of suite {plan.suite.name!r} under "
+                        f"{Path(args.results) / 'runs'}; run `mlwm benchmark --suite "
+                        f"{args.suite}` first")
+    print(f"{len(board.rows)} rows written to {', '.join(str(p) for p in board.paths[:3])} "
+          f"(and plots in {board.paths[0].parent / 'plots'})")
     return 0
 
 
@@ -311,35 +331,32 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     """Rerun the cell a record describes and compare its metrics with the record's."""
     import tempfile
 
-    from .records import read_record
-    from .runner import Cell, RunOptions, make_datamodule, run_cell
-    from .suite import DatasetConfig, ModelConfig
-    from .trainer import TrainBudget
+    from .run.execute import RunOptions, run_cell
+    from .run.plan import Cell, make_datamodule
+    from .run.records import RecordError, read_record
+    from .train.hardware import Hardware
 
     try:
         old = read_record(args.record)
-    except ValueError as exc:
+    except RecordError as exc:
         raise UserError(f"{args.record} is not a run record: {exc}") from exc
-    d, m = old["dataset"], old["model"]
-    known = {f for f in TrainBudget.__dataclass_fields__}
-    cell = Cell(old["suite"], DatasetConfig(d["id"], d["name"], dict(d["params"])),
-                ModelConfig(m["id"], m["name"], dict(m["hparams"])), old["seed"],
-                TrainBudget(**{k: v for k, v in old["budget"].items() if k in known}))
-    threads = old.get("environment", {}).get("threads")
+    cell = Cell.from_record(old)
+    threads = old.environment.threads
     if threads:  # the same reduction order as the recorded run
         import torch
 
         torch.set_num_threads(int(threads))
     results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="mlwm-rerun-"))
     new = run_cell(cell, make_datamodule(cell.dataset),
-                   RunOptions(results_dir=results, accelerator=args.accelerator, force=True))
-    if new["status"] != "ok" or old["status"] != "ok":
-        print(f"{cell.label}: recorded {old['status']}, rerun {new['status']} {new['reason'] or ''}")
-        return 0 if new["status"] == old["status"] else 1
+                   RunOptions(results_dir=results, hardware=Hardware(args.accelerator),
+                              force=True))
+    if new.status != "ok" or old.status != "ok":
+        print(f"{cell.label}: recorded {old.status}, rerun {new.status} {new.reason or ''}")
+        return 0 if new.status == old.status else 1
     worst = 0.0
-    for split, values in old["metrics"].items():
+    for split, values in old.metrics.items():
         for key, value in values.items():
-            again = new["metrics"].get(split, {}).get(key)
+            again = new.metrics.get(split, {}).get(key)
             if value is None or again is None:
                 continue
             worst = max(worst, abs(value - again))
@@ -348,6 +365,25 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     print(f"{cell.label}: {'reproduced' if same else 'NOT reproduced'} (largest difference "
           f"{worst:.2g}, tolerance {args.tolerance:g}); rerun record under {results}")
     return 0 if same else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report.compare import compare, print_comparison
+    from .report.rows import aggregate, load_records
+
+    if not 0.0 < args.alpha < 1.0:
+        raise UserError(f"--alpha {args.alpha} is not a level between 0 and 1 (for example 0.05)")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    records, problems = load_records(Path(args.results) / "runs", args.suite)
+    console = _console()
+    for path, why in problems:
+        console.print(f"left out {path}: {why}", markup=False, highlight=False)
+    if not records:
+        raise UserError(f"no records of suite {args.suite!r} under {Path(args.results) / 'runs'}; "
+                        f"run `mlwm benchmark --suite {args.suite}` first")
+    cmp = compare(aggregate(records), models, args.datasets, args.alpha)
+    print_comparison(cmp, args.alpha, console)
+    return 0
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -423,7 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_leaderboard)
 
-    add_compare_parser(sub)
+    p = sub.add_parser("compare", help="compare models over seeds, with significance")
+    p.add_argument("--models", required=True, metavar="A,B,...",
+                   help="comma-separated model ids (wildcards allowed, e.g. 'gru@*')")
+    p.add_argument("--datasets", default="*", metavar="PATTERN",
+                   help="wildcard over dataset ids (default: all)")
+    p.add_argument("--suite", default="default")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of Welch's t-test (default: 0.05)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -187,6 +187,8 @@ class MathDataModule(L.LightningDataModule):
     version: ClassVar[str] = "1"      # bump whenever the generated data would change
     smoke_params: ClassVar[dict[str, Any]] = {}  # a small instance for tests and smoke runs
     unique_inputs: ClassVar[bool] = True  # the splits share no identical input row
+    needs_files: ClassVar[bool] = False   # its data are files a user supplies (mnist): the
+                                          # generic tests and `mlwm list` need them given
 
     def __init__(self) -> None:
         super().__init__()

@@ -99,7 +99,7 @@ class ColumnwiseModel(FittedModel):
             out = np.log(p) - np.log1p(-p)
         return out.astype(np.float32)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, metrics: Any = None) -> dict[str, Any]:
         names = sorted({type(e.steps[-1][1] if hasattr(e, "steps") else e).__name__
                         for e in self.estimators})
         rounds = [int(e.n_iter_) for e in self.estimators if hasattr(e, "_predictors")]

@@ -505,10 +505,16 @@ class SymbolicModel(FittedModel):
                 self._recovery = (found, how)
         return self._recovery
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, metrics: Any = None) -> dict[str, Any]:
+        """The expression and its recovery. SRBench's rule: exact recovery counts only when
+        test R^2 > 0.5; the model never sees the test split, so the harness hands the
+        scored metrics over after fitting and the gate is applied here."""
         if self.expr is None:
             return {"backend": self.backend.name}
         recovered, how = self.recovery()
+        test_r2 = ((metrics or {}).get("test") or {}).get("r2")
+        if recovered and (test_r2 is None or test_r2 <= R2_GATE):
+            recovered, how = False, f"not credited: test r2 {test_r2} <= {R2_GATE}"
         return {"backend": self.backend.name, "expression": str(self.expr),
                 "size": expression_size(self.expr), "fit_s": self.fit_s,
                 "time_limit_s": self.time_limit_s, "max_samples": self.max_samples,

@@ -4,6 +4,7 @@ and a reader of the metrics a suite wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -15,13 +16,13 @@ os.environ.setdefault("MLWM_CACHE", tempfile.mkdtemp(prefix="mlwm-test-cache-"))
 
 from benchmarks import registry  # noqa: E402
 from benchmarks.contract import choose_view  # noqa: E402
-from benchmarks.records import SCHEMA_VERSION, read_record, record_path, write_json_atomic  # noqa: E402
+from benchmarks.run.files import record_path, write_text_atomic  # noqa: E402
+from benchmarks.run.records import SCHEMA_VERSION, RunRecord, read_record  # noqa: E402
 
 registry.load_plugins()
 
 # Datasets whose smoke instance needs files a test must write first (mnist's IDX files).
-NEEDS_FILES = {entry.name for entry in registry.all_dataset_entries()
-               if getattr(entry.cls, "needs_files", False)}
+NEEDS_FILES = {entry.name for entry in registry.all_dataset_entries() if entry.cls.needs_files}
 DATASETS = [n for n in registry.list_datasets() if n not in NEEDS_FILES]
 MODELS = registry.list_models()
 
@@ -86,12 +87,23 @@ def make_record(dataset="parity", model="mlp", seed=0, test=0.9, val=None, statu
 
 
 def write(results: Path, rec: dict) -> Path:
+    """A hand-made record (a dict, so a test can break it) written where the runner would."""
     path = record_path(results, rec["suite"], rec["dataset"]["id"], rec["model"]["id"], rec["seed"])
-    write_json_atomic(path, rec)
+    write_text_atomic(path, json.dumps(rec, indent=1) + "\n")
     return path
+
+
+def built(board) -> tuple:
+    """(paths, problems, rows) of a build_leaderboard result."""
+    return board.paths, board.problems, board.rows
+
+
+def valid(rec: dict) -> RunRecord:
+    """A hand-made record as the typed record (it must validate)."""
+    return RunRecord.model_validate(rec)
 
 
 def metrics_by_cell(results: Path) -> dict[str, dict]:
     """The metrics of every record under results/runs, by the record's relative path."""
-    return {str(p.relative_to(results)): read_record(p)["metrics"]
+    return {str(p.relative_to(results)): read_record(p).metrics
             for p in sorted((results / "runs").rglob("*.json"))}

@@ -16,8 +16,9 @@ from conftest import metrics_by_cell
 
 from benchmarks import registry
 from benchmarks.cli import main
-from benchmarks.module import BenchModule
-from benchmarks.trainer import quiet_lightning
+from benchmarks.train.module import BenchModule
+from benchmarks.train.selection import Selection
+from benchmarks.train.trainer import quiet_lightning
 
 
 def _module_and_loader():
@@ -27,7 +28,7 @@ def _module_and_loader():
     spec = dm.spec.for_view("vector")
     torch.manual_seed(0)
     net = registry.create_model("mlp", spec, hidden=16)
-    return BenchModule(net, spec), dm.loader("test")
+    return BenchModule(net, spec, Selection(spec.metric, True, 0)), dm.loader("test")
 
 
 @pytest.mark.slow

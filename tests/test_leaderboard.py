@@ -9,9 +9,10 @@ import io
 import json
 import statistics
 
-from conftest import make_record, write
+from conftest import built, make_record, write
 
-from benchmarks.leaderboard import aggregate, average_ranks, build_leaderboard, load_records
+from benchmarks.report.build import build_leaderboard
+from benchmarks.report.rows import aggregate, average_ranks, load_records
 
 
 def test_ranking_mean_and_unbiased_std(tmp_path):
@@ -19,7 +20,7 @@ def test_ranking_mean_and_unbiased_std(tmp_path):
         write(tmp_path, make_record(model="good", seed=seed, test=a))
         write(tmp_path, make_record(model="worse", seed=seed, test=b))
     write(tmp_path, make_record(model="majority", test=0.5, baseline=True))
-    paths, problems, rows = build_leaderboard(tmp_path, "t")
+    paths, problems, rows = built(build_leaderboard(tmp_path, "t"))
     assert not problems
     by = {r.model_id: r for r in rows}
     assert abs(statistics.fmean(by["good"].test) - 0.92) < 1e-12
@@ -51,7 +52,7 @@ def test_failed_and_skipped_cells_show_their_reason_not_zeros(tmp_path):
     write(tmp_path, make_record(model="ok", test=0.7))
     write(tmp_path, make_record(model="boom", status="failed", reason="diverged: loss nan at epoch 3"))
     write(tmp_path, make_record(model="nodep", status="skipped", reason="needs torch_geometric"))
-    paths, _, rows = build_leaderboard(tmp_path, "t")
+    paths, _, rows = built(build_leaderboard(tmp_path, "t"))
     text = paths[0].read_text()
     assert "1 failed: seed 0: diverged: loss nan at epoch 3" in text
     assert "skipped: needs torch_geometric" in text
@@ -65,7 +66,7 @@ def test_seeds_stopped_by_the_time_cap_are_flagged(tmp_path):
     for seed, why in enumerate(["time_cap", "early_stopping", "max_epochs"]):
         write(tmp_path, {**make_record(model="capped", seed=seed), "stopped_by": why})
     write(tmp_path, {**make_record(model="free"), "stopped_by": "early_stopping"})
-    paths, _, _ = build_leaderboard(tmp_path, "t")
+    paths, _, _ = built(build_leaderboard(tmp_path, "t"))
     assert "ok; 1 of 3 seeds stopped by the time cap" in paths[0].read_text()
     csv_rows = {r["model"]: r for r in csv.DictReader(io.StringIO(paths[1].read_text()))}
     assert csv_rows["free"]["status"] == "ok" and "time cap" in csv_rows["capped"]["status"]
@@ -78,7 +79,7 @@ def test_corrupt_truncated_and_foreign_files_are_reported_and_left_out(tmp_path)
     (folder / "seed8.json").write_text("\x00\x01garbage")
     (folder / "seed9.json").write_text(json.dumps({"hello": "world"}))  # foreign JSON
     (folder / "seed10.json").write_text(json.dumps([1, 2, 3]))
-    paths, problems, rows = build_leaderboard(tmp_path, "t")
+    paths, problems, rows = built(build_leaderboard(tmp_path, "t"))
     assert len(problems) == 4
     assert all(isinstance(why, str) and "\n" not in why for _, why in problems)
     assert [r.test for r in rows] == [[0.8]]
@@ -88,6 +89,6 @@ def test_corrupt_truncated_and_foreign_files_are_reported_and_left_out(tmp_path)
 def test_ood_column_appears_only_where_a_dataset_has_it(tmp_path):
     write(tmp_path, make_record(dataset="dyck", model="gru", test=0.9, ood=0.6))
     write(tmp_path, make_record(dataset="parity", model="gru", test=0.9))
-    text = build_leaderboard(tmp_path, "t")[0][0].read_text()
+    text = built(build_leaderboard(tmp_path, "t"))[0][0].read_text()
     dyck, parity = text.split("## dyck")[1].split("## parity")
     assert "ood acc" in dyck and "0.600" in dyck and "ood acc" not in parity

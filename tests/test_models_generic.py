@@ -11,10 +11,10 @@ from conftest import compatible_pairs, smoke_datamodule
 from torch import nn
 
 from benchmarks import registry
-from benchmarks.budget import fit_width
 from benchmarks.contract import choose_view
-from benchmarks.evaluation import evaluate_outputs, shape_outputs, task_loss
-from benchmarks.module import call_backbone
+from benchmarks.train.evaluation import evaluate_outputs, shape_outputs, task_loss
+from benchmarks.train.module import call_backbone
+from benchmarks.train.widths import fit_width
 
 PAIRS = compatible_pairs()
 NEURAL = [(d, m) for d, m in PAIRS if registry.get_model_entry(m).kind == "neural"

@@ -17,7 +17,7 @@ import torch
 
 from benchmarks import registry
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.evaluation import evaluate_outputs
+from benchmarks.train.evaluation import evaluate_outputs
 
 GNNS = ("gcn", "gin", "gat", "graphsage")
 NODE_FEATURES = 5

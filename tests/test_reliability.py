@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from benchmarks import registry
 from benchmarks.cli import main
 from benchmarks.errors import UserError
-from benchmarks.records import read_record
-from benchmarks.suite import parse_suite
+from benchmarks.run.records import read_record
+from benchmarks.run.suite import parse_suite
 
 FAULTY_PLUGIN = '''
 import torch
@@ -154,11 +154,11 @@ def test_diverging_and_unavailable_models_are_recorded_and_the_suite_goes_on(tmp
                      "--results", str(results)]) == 0
         runs = results / "runs" / "div" / "parity"
         exploding = read_record(runs / "exploding" / "seed0.json")
-        assert exploding["status"] == "failed"
-        assert exploding["reason"].startswith("diverged: training loss became nan at epoch 0")
+        assert exploding.status == "failed"
+        assert exploding.reason.startswith("diverged: training loss became nan at epoch 0")
         missing = read_record(runs / "needs_missing" / "seed0.json")
-        assert missing["status"] == "skipped" and "no_such_package_xyz" in missing["reason"]
-        assert read_record(runs / "mlp" / "seed0.json")["status"] == "ok"
+        assert missing.status == "skipped" and "no_such_package_xyz" in missing.reason
+        assert read_record(runs / "mlp" / "seed0.json").status == "ok"
         capsys.readouterr()
         main(["list", "--models", "needs_missing"])
         assert "no: needs the optional package 'no_such_package_xyz'" in capsys.readouterr().out

@@ -5,22 +5,20 @@ the plots on disk."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import re
-from types import SimpleNamespace
 
 import pytest
-from conftest import make_record, write
+from conftest import built, make_record, write
 
-from benchmarks import registry
-from benchmarks.compare import add_compare_parser, compare, significance
-from benchmarks.contract import Modality, TaskType
+from benchmarks.cli import main
 from benchmarks.errors import UserError
-from benchmarks.leaderboard import aggregate, build_leaderboard, load_records
-from benchmarks.plots import mean_curve, plot_stem
+from benchmarks.report.build import PlanFacts, build_leaderboard
+from benchmarks.report.compare import compare, significance
+from benchmarks.report.plots import mean_curve, plot_stem
+from benchmarks.report.rows import aggregate, load_records
 
 
 def record(dataset="parity", model="mlp", seed=0, test=0.9, task="binary", views=None,
@@ -61,7 +59,7 @@ def suite_records(results):
 
 def test_tables_content_and_ranking(tmp_path):
     suite_records(tmp_path)
-    paths, problems, rows = build_leaderboard(tmp_path, "t", plots=False)
+    paths, problems, rows = built(build_leaderboard(tmp_path, "t", plots=False))
     assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "leaderboard.html"]
     assert len(problems) == 4
     md = paths[0].read_text()
@@ -86,38 +84,35 @@ def test_tables_content_and_ranking(tmp_path):
     assert len(keys) == len(set(keys)) == 9  # tidy: one row per (dataset, model, budget)
 
 
-def test_grid_marks_pairs_a_model_cannot_run(tmp_path, monkeypatch):
-    entries = {"mlp": (("vector",), tuple(TaskType)),
-               "graphnet": (("graph",), tuple(TaskType)),
-               "symreg": (("tabular", "vector"), ("regression",))}
-
-    def fake_entry(name):
-        if name not in entries:
-            raise UserError(f"unknown model {name!r}")
-        mods, tasks = entries[name]
-        return SimpleNamespace(modalities=tuple(map(Modality, mods)),
-                               tasks=tuple(map(TaskType, tasks)))
-
-    monkeypatch.setattr(registry, "get_model_entry", fake_entry)
-    seq = ("sequence", "vector")
-    write(tmp_path, record(dataset="parity", model="mlp", views=seq))
-    write(tmp_path, record(dataset="graphs", model="graphnet", views=("graph",)))
-    write(tmp_path, record(dataset="formula", model="symreg", task="regression",
-                           views=("tabular", "vector")))
-    write(tmp_path, record(dataset="formula", model="mystery", task="regression",
-                           views=("tabular", "vector")))
-    old = record(dataset="old", model="mlp")
-    del old["dataset"]["task"]  # a record from before task and views were recorded
-    write(tmp_path, old)
-    md = build_leaderboard(tmp_path, "t", plots=False, html=False)[0][0].read_text()
+def test_grid_marks_pairs_a_model_cannot_run(tmp_path):
+    """The plan knows which pairs cannot run (no view the model accepts, another task type):
+    those are "-"; a pair the suite did not ask for is "."."""
+    write(tmp_path, record(dataset="parity", model="mlp"))
+    write(tmp_path, record(dataset="graphs", model="graphnet"))
+    write(tmp_path, record(dataset="formula", model="symreg", task="regression"))
+    facts = PlanFacts(cannot_run={("graphs", "mlp"), ("parity", "graphnet"),
+                                  ("formula", "graphnet"), ("parity", "symreg"),
+                                  ("graphs", "symreg")})
+    md = built(build_leaderboard(tmp_path, "t", plots=False, html=False,
+                                 facts=facts))[0][0].read_text()
     grid = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:-1]
             for line in md.split("## Summary")[1].split("\n## ")[0].splitlines()
             if line.startswith("| ") and not line.startswith("| model")}
-    # columns: formula, graphs, old, parity
-    assert grid["mlp"] == [".", "-", "**0.900**", "**0.900**"]
-    assert grid["graphnet"] == ["-", "**0.900**", ".", "-"]
-    assert grid["symreg"] == ["**0.900**", "-", ".", "-"]  # task type: regression only
-    assert grid["mystery"] == ["**0.900**", ".", ".", "."]  # unknown model: "."
+    # columns: formula, graphs, parity
+    assert grid["mlp"] == [".", "-", "**0.900**"]
+    assert grid["graphnet"] == ["-", "**0.900**", "-"]
+    assert grid["symreg"] == ["**0.900**", "-", "-"]
+
+
+def test_records_of_another_configuration_are_left_out(tmp_path):
+    """A row never mixes configurations: only records whose config hash is the plan's
+    current one join the tables (an interrupted rerun with new parameters, say)."""
+    for seed, h in enumerate(["a" * 16, "b" * 16, "a" * 16]):
+        write(tmp_path, record(model="mlp", seed=seed, test=0.5 + seed / 10) | {"config_hash": h})
+    current = {("parity", "mlp", s): "a" * 16 for s in range(3)}
+    board = build_leaderboard(tmp_path, "t", plots=False, html=False,
+                              facts=PlanFacts(current=current))
+    assert board.stale == 1 and [r.test for r in board.rows] == [[0.5, 0.7]]
 
 
 # -- significance -----------------------------------------------------------------------
@@ -171,32 +166,30 @@ def test_compare_matrix_and_command(tmp_path, capsys):
     with pytest.raises(UserError, match="no dataset matches"):
         compare(rows, ["gru", "lstm"], datasets="dyck*")
 
-    parser = argparse.ArgumentParser()
-    add_compare_parser(parser.add_subparsers())
-    args = parser.parse_args(["compare", "--models", "gru,lstm", "--suite", "t",
-                              "--results", str(tmp_path), "--alpha", "0.01"])
-    assert args.func(args) == 0
+    assert main(["compare", "--models", "gru,lstm", "--suite", "t",
+                 "--results", str(tmp_path), "--alpha", "0.01"]) == 0
     out = capsys.readouterr().out
     assert "Welch's t-test" in out and "gru better" in out and "2/0/0" in out
     assert "0.960 ± 0.010 (3)" in out
 
 
 # -- HTML ---------------------------------------------------------------------------------
-HOSTILE_MODEL = "<script>alert(1)</script>"
+HOSTILE_HPARAM = "<script>alert(1)</script>"
 HOSTILE_DESC = '<img src=x onerror="alert(2)"> & co'
 
 
 def test_html_escapes_record_strings_and_loads_nothing_external(tmp_path):
     for seed, value in enumerate([0.7, 0.72]):
-        rec = record(model=HOSTILE_MODEL, seed=seed, test=value, description=HOSTILE_DESC)
-        rec["model"]["hparams"] = {"act": "<i>relu</i>", "note": '"quoted"'}
+        rec = record(model="mlp", seed=seed, test=value, description=HOSTILE_DESC)
+        rec["model"]["hparams"] = {"act": "<i>relu</i>", "note": '"quoted"',
+                                   "code": HOSTILE_HPARAM}
         write(tmp_path, rec)
     write(tmp_path, record(model="boom", status="failed", reason="<b>bad</b> input",
                            description=HOSTILE_DESC))
     (tmp_path / "runs" / "t" / "parity" / "broken.json").write_text("<svg onload=alert(3)>")
-    paths, _, _ = build_leaderboard(tmp_path, "t", plots=False)
+    paths, _, _ = built(build_leaderboard(tmp_path, "t", plots=False))
     page = paths[2].read_text()
-    for raw in (HOSTILE_MODEL, "<img src=x", "<i>relu</i>", "<b>bad</b>", "<svg onload"):
+    for raw in (HOSTILE_HPARAM, "<img src=x", "<i>relu</i>", "<b>bad</b>", "<svg onload"):
         assert raw not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt; &amp; co" in page
@@ -208,7 +201,7 @@ def test_html_escapes_record_strings_and_loads_nothing_external(tmp_path):
 
 def test_html_has_the_same_tables_and_inline_plots(tmp_path):
     suite_records(tmp_path)
-    paths, _, _ = build_leaderboard(tmp_path, "t")
+    paths, _, _ = built(build_leaderboard(tmp_path, "t"))
     page = next(p for p in paths if p.suffix == ".html").read_text()
     md = paths[0].read_text()
     for text in ("0.960 ± 0.010", "1 failed: seed 0: diverged: loss nan", "xor of 16 random bits",
@@ -224,25 +217,27 @@ def test_html_has_the_same_tables_and_inline_plots(tmp_path):
 def test_plots_are_written_as_png_and_svg(tmp_path):
     for seed in range(2):
         for model, budget, value in (("gru", 10_000, 0.8), ("gru", 100_000, 0.9),
-                                     ("$mlp", None, 0.7)):  # '$' is text, not TeX
-            rec = record(dataset="dyck/2 words", model=model, budget=budget, seed=seed,
+                                     ("mlp", None, 0.7)):
+            rec = record(dataset="dyck-2-words", model=model, budget=budget, seed=seed,
                          test=value + 0.01 * seed)
             rec["model"]["n_params"] = budget or 3000
             rec["history"] = [{"epoch": e, "train/loss": 1.0 / (e + 1),
                                "val/acc": value * (1 - 0.5 ** (e + 1))} for e in range(5 + seed)]
             write(tmp_path, rec)
-    write(tmp_path, record(dataset="dyck/2 words", model="majority", test=0.5, baseline=True))
-    paths, _, _ = build_leaderboard(tmp_path, "t", html=False)
+    write(tmp_path, record(dataset="dyck-2-words", model="majority", test=0.5, baseline=True,
+                           description="$x^2$ is text, not TeX"))
+    paths, _, _ = built(build_leaderboard(tmp_path, "t", html=False))
     plots = paths[0].parent / "plots"
-    stem = plot_stem("dyck/2 words", "1")
-    assert "/" not in stem and " " not in stem and stem != plot_stem("dyck_2_words", "1")
+    stem = plot_stem("dyck-2-words", "1")
+    odd = plot_stem("dyck/2 words", "1")  # only an old record could hold such an id
+    assert "/" not in odd and " " not in odd and odd != plot_stem("dyck_2_words", "1")
     for kind in ("bars", "params", "curves"):
         for suffix in (".png", ".svg"):
             path = plots / f"{stem}.{kind}{suffix}"
             assert path in paths and path.stat().st_size > 1000
         assert (plots / f"{stem}.{kind}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = (plots / f"{stem}.bars.svg").read_text()
-    assert "dyck/2 words" in svg and "higher is better" in svg
+    assert "dyck-2-words" in svg and "higher is better" in svg
 
 
 def test_learning_curve_holds_a_stopped_seed_at_its_last_value():

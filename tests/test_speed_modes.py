@@ -15,10 +15,12 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.errors import UserError
-from benchmarks.records import SCHEMA_PATH
-from benchmarks.runner import Cell, RunOptions, make_datamodule, plan_suite, run_cell
-from benchmarks.suite import DatasetConfig, ModelConfig, load_suite, with_budget
-from benchmarks.trainer import TrainBudget
+from benchmarks.run.execute import RunOptions, run_cell
+from benchmarks.run.plan import make_cell, make_datamodule, plan_suite
+from benchmarks.run.records import SCHEMA_PATH
+from benchmarks.run.suite import DatasetConfig, ModelConfig, load_suite, with_budget
+from benchmarks.train.budget import TrainBudget
+from benchmarks.train.hardware import Hardware
 
 
 def test_options_left_at_their_neutral_value_keep_a_records_identity():
@@ -47,7 +49,7 @@ def test_command_line_budget_wins_over_per_dataset_budgets():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"batch_scale": 0}, "batch_scale >= 1"),
+    ({"batch_scale": 0}, "batch_scale must be an integer >= 1"),
     ({"compile": "fast"}, "reduce-overhead"),
 ])
 def test_bad_speed_settings_are_one_line(changes, message):
@@ -61,7 +63,7 @@ def test_bad_speed_flags_on_the_command_line(capsys, tmp_path):
     assert main(["run", "--dataset", "parity", "--model", "mlp", "--compile", "turbo",
                  "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "batch_scale >= 1" in err[0] and "max-autotune" in err[1]
+    assert len(err) == 2 and "batch_scale must be an integer >= 1" in err[0] and "max-autotune" in err[1]
 
 
 # Learnable in a few epochs, so the metric is a property of the model and budget rather
@@ -75,10 +77,10 @@ def _test_metric(budget: TrainBudget, seeds: range, results: Path) -> list[float
     dm = make_datamodule(DESCENTS)
     out = []
     for seed in seeds:
-        rec = run_cell(Cell("speed", DESCENTS, MLP, seed, budget), dm,
-                       RunOptions(results_dir=results, accelerator="cpu"))
-        assert rec["status"] == "ok", rec["reason"]
-        out.append(rec["metrics"]["test"][rec["dataset"]["metric"]])
+        rec = run_cell(make_cell("speed", DESCENTS, MLP, seed, budget, dm), dm,
+                       RunOptions(results_dir=results, hardware=Hardware("cpu")))
+        assert rec.status == "ok", rec.reason
+        out.append(rec.primary_test)
     return out
 
 
@@ -97,9 +99,9 @@ def test_larger_batches_with_a_scaled_rate_give_the_same_metric_within_noise(tmp
 
 
 def test_compile_without_a_cpp_compiler_is_one_line(tmp_path, monkeypatch):
-    import benchmarks.trainer
+    import benchmarks.train.trainer
 
-    monkeypatch.setattr(benchmarks.trainer.shutil, "which", lambda name: None)
+    monkeypatch.setattr(benchmarks.train.trainer.shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="needs a C\\+\\+ compiler"):
         _test_metric(TrainBudget(max_epochs=1, compile="default"), range(1), tmp_path)
 

@@ -139,8 +139,11 @@ def test_operon_recovers_a_simple_formula_exactly():
     spec = toy_spec(extra={"formula": "x0**2 + x0", "variables": ["x0"]})
     model = registry.create_model("operon", spec, time_limit_s=2.0)
     model.fit(xs, ys, seed=0)
-    details = model.describe()
+    details = model.describe({"test": {"r2": 1.0}})
     assert details["exact_recovery"] is True, details["expression"]
+    # SRBench's gate, the plugin's own rule: no credit without test R^2 > 0.5
+    gated = model.describe({"test": {"r2": 0.4}})
+    assert gated["exact_recovery"] is False and "not credited" in gated["recovery_check"]
     assert details["train_r2"] > 0.9999 and details["size"] > 0
     assert {"expression", "size", "fit_s", "time_limit_s", "max_samples",
             "n_fit_samples"} <= set(details)

@@ -4,41 +4,42 @@ validation weights; the whole-tensor loader covers every row once per epoch."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from benchmarks.data import BatchChunk, TensorBatches
-from benchmarks.records import config_hash
-from benchmarks.runner import Cell, RunOptions, cell_config, make_datamodule, run_cell
-from benchmarks.suite import DatasetConfig, ModelConfig
-from benchmarks.trainer import TrainBudget
+from benchmarks.run.execute import RunOptions, run_cell
+from benchmarks.run.plan import Cell, make_cell, make_datamodule
+from benchmarks.run.suite import DatasetConfig, ModelConfig
+from benchmarks.train.budget import TrainBudget
+from benchmarks.train.hardware import Hardware
+
+CPU = Hardware("cpu")
 
 
 def _cell(chunk: int, epochs: int = 3) -> Cell:
-    return Cell("t", DatasetConfig("descents", "descents",
-                                   {"n": 7, "n_train": 500, "n_val": 100, "n_test": 100}),
-                ModelConfig("mlp", "mlp", {"hidden": 32}), 0,
-                TrainBudget(max_epochs=epochs, patience=0, batch_size=64, chunk=chunk))
+    return make_cell("t", DatasetConfig("descents", "descents",
+                                        {"n": 7, "n_train": 500, "n_val": 100, "n_test": 100}),
+                     ModelConfig("mlp", "mlp", {"hidden": 32}), 0,
+                     TrainBudget(max_epochs=epochs, patience=0, batch_size=64, chunk=chunk))
 
 
 def test_chunked_steps_match_one_minibatch_per_call(tmp_path):
     records = [run_cell(_cell(chunk), make_datamodule(_cell(chunk).dataset),
-                        RunOptions(results_dir=tmp_path / str(chunk), accelerator="cpu"))
+                        RunOptions(results_dir=tmp_path / str(chunk), hardware=CPU))
                for chunk in (1, 3, 0)]
-    assert all(r["status"] == "ok" for r in records), [r["reason"] for r in records]
-    assert records[0]["metrics"] == records[1]["metrics"] == records[2]["metrics"]
-    assert [h["train/loss"] for h in records[0]["history"]] == \
-        [h["train/loss"] for h in records[2]["history"]]
+    assert all(r.status == "ok" for r in records), [r.reason for r in records]
+    assert records[0].metrics == records[1].metrics == records[2].metrics
+    assert [h["train/loss"] for h in records[0].history] == \
+        [h["train/loss"] for h in records[2].history]
 
 
 def test_test_metrics_come_from_the_best_validation_epoch(tmp_path):
     record = run_cell(_cell(0, epochs=6), make_datamodule(_cell(0).dataset),
-                      RunOptions(results_dir=tmp_path, accelerator="cpu"))
-    curve = [h["val/exact_match"] for h in record["history"]]
+                      RunOptions(results_dir=tmp_path, hardware=CPU))
+    curve = [h["val/exact_match"] for h in record.history]
     best = max(range(len(curve)), key=lambda i: (curve[i], -i))
-    assert record["best_epoch"] == best
-    assert abs(record["metrics"]["val"]["exact_match"] - curve[best]) < 1e-6
+    assert record.best_epoch == best
+    assert abs(record.metrics["val"]["exact_match"] - curve[best]) < 1e-6
 
 
 def test_loader_visits_every_row_once_per_epoch_in_a_seeded_order():
@@ -57,9 +58,9 @@ def test_loader_visits_every_row_once_per_epoch_in_a_seeded_order():
 
 
 def test_budget_is_part_of_the_cell_identity():
-    dm = make_datamodule(_cell(1).dataset)
-    same = config_hash(cell_config(_cell(1), dm))
-    assert config_hash(cell_config(_cell(1), dm)) == same  # stable for one configuration
-    assert config_hash(cell_config(_cell(0), dm)) != same  # another budget is another cell
-    other_seed = dataclasses.replace(_cell(1), seed=1)
-    assert config_hash(cell_config(other_seed, dm)) != same
+    same = _cell(1).config_hash
+    assert _cell(1).config_hash == same  # stable for one configuration
+    assert _cell(0).config_hash != same  # another budget is another cell
+    c = _cell(1)
+    other_seed = make_cell(c.suite, c.dataset, c.model, 1, c.budget)
+    assert other_seed.config_hash != same

@@ -1,4 +1,4 @@
-"""Seeds trained as one vectorised model (benchmarks.vectorised) give what the plain
+"""Seeds trained as one stacked model (benchmarks.train.stacked) give what the plain
 per-seed path (run_cell, one minibatch per Lightning call) gives: the same epochs, best
 epochs and metrics per seed, early stopping frozen per seed, batch norm statistics per
 seed, divergence per seed.
@@ -15,17 +15,18 @@ plain path parts from itself just as far under a one-ulp change of its initial w
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 from torch import nn
 
 from benchmarks import registry
-from benchmarks.runner import Cell, RunOptions, make_datamodule, run_cell
-from benchmarks.suite import DatasetConfig, ModelConfig
-from benchmarks.trainer import TrainBudget
-from benchmarks.vectorised import NotVectorisable, supports_vectorised, train_seeds_vectorised
+from benchmarks.run.execute import RunOptions, prepare, run_cell
+from benchmarks.run.plan import make_cell, make_datamodule
+from benchmarks.run.suite import DatasetConfig, ModelConfig
+from benchmarks.train.budget import TrainBudget
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.stacked import NotStackable, stack_problem, train_stacked
 
 DESCENTS = DatasetConfig("descents", "descents", {"n": 7, "n_train": 256, "n_val": 64,
                                                   "n_test": 64})
@@ -37,12 +38,15 @@ SEEDS = (0, 1, 2)
 
 
 def plain_and_vectorised(dcfg: DatasetConfig, budget: TrainBudget, tmp_path,
-                         model: ModelConfig = MLP) -> tuple[list[dict], list[dict]]:
-    cells = [Cell("t", dcfg, model, seed, budget) for seed in SEEDS]
+                         model: ModelConfig = MLP) -> tuple[list, list]:
+    cells = [make_cell("t", dcfg, model, seed, budget) for seed in SEEDS]
     dm = make_datamodule(dcfg)
-    options = RunOptions(results_dir=tmp_path, accelerator="cpu")
+    options = RunOptions(results_dir=tmp_path, hardware=Hardware("cpu"))
     plain = [run_cell(cell, dm, options) for cell in cells]
-    return plain, train_seeds_vectorised(cells, dm, options)
+    prepare(cells[0], dm)
+    c = cells[0]
+    return plain, train_stacked(c.model.name, c.hparams, list(SEEDS), dm,
+                                dm.spec.for_view(c.view), budget, options.hardware)
 
 
 def close(a: float, b: float) -> bool:
@@ -50,20 +54,20 @@ def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1.5e-6)
 
 
-def assert_same(plain: list[dict], vec: list[dict]) -> None:
+def assert_same(plain: list, vec: list) -> None:
     for p, v in zip(plain, vec, strict=True):
-        assert p["status"] == "ok" and v["failed"] is None, p["reason"]
-        assert (v["epochs"], v["best_epoch"]) == (p["epochs"], p["best_epoch"]), p["seed"]
-        assert v["metrics"].keys() == p["metrics"].keys()
-        for split, values in p["metrics"].items():
-            got = v["metrics"][split]
+        assert p.status == "ok" and v.failed is None, p.reason
+        assert (v.epochs, v.best_epoch) == (p.epochs, p.best_epoch), p.seed
+        assert v.metrics.keys() == p.metrics.keys()
+        for split, values in p.metrics.items():
+            got = v.metrics[split]
             assert got.keys() == values.keys()
-            assert all(close(got[k], values[k]) for k in values), (p["seed"], split, got, values)
-        assert len(v["history"]) == len(p["history"])
-        for hv, hp in zip(v["history"], p["history"], strict=True):
+            assert all(close(got[k], values[k]) for k in values), (p.seed, split, got, values)
+        assert len(v.history) == len(p.history)
+        for hv, hp in zip(v.history, p.history, strict=True):
             assert hv.keys() == hp.keys() and all(close(hv[k], hp[k]) for k in hp), (hv, hp)
-        assert v["n_params"] == p["model"]["n_params"]
-        assert v["stopped_by"] == p["stopped_by"], p["seed"]
+        assert v.n_params == p.model.n_params
+        assert v.stopped_by == p.stopped_by, p.seed
 
 
 def test_descents_seeds_stop_early_at_their_own_epochs(tmp_path):
@@ -72,11 +76,11 @@ def test_descents_seeds_stop_early_at_their_own_epochs(tmp_path):
     assert_same(plain, vec)
     # Seeds stop at different epochs, and those still training after one stopped (the
     # stack shrinks then) still follow their plain runs.
-    epochs = sorted(v["epochs"] for v in vec)
+    epochs = sorted(v.epochs for v in vec)
     assert len(set(epochs)) == 3 and epochs[0] < budget.max_epochs, epochs
-    assert all(v["best_epoch"] == v["epochs"] - 1 - budget.patience
-               or v["epochs"] == budget.max_epochs for v in vec)
-    assert all(v["stopped_by"] == ("max_epochs" if v["epochs"] == budget.max_epochs
+    assert all(v.best_epoch == v.epochs - 1 - budget.patience
+               or v.epochs == budget.max_epochs for v in vec)
+    assert all(v.stopped_by == ("max_epochs" if v.epochs == budget.max_epochs
                                    else "early_stopping") for v in vec)
 
 
@@ -114,7 +118,7 @@ def test_batch_norm_statistics_follow_each_seed(tmp_path, normed_mlp):
     budget = TrainBudget(max_epochs=10, patience=1, batch_size=32, chunk=1)
     plain, vec = plain_and_vectorised(DESCENTS, budget, tmp_path, normed_mlp)
     assert_same(plain, vec)
-    assert len({v["epochs"] for v in vec}) > 1
+    assert len({v.epochs for v in vec}) > 1
 
 
 def test_parity_with_adamw_weight_decay(tmp_path):
@@ -123,7 +127,7 @@ def test_parity_with_adamw_weight_decay(tmp_path):
     plain, vec = plain_and_vectorised(PARITY, budget, tmp_path, ModelConfig("mlp", "mlp",
                                                                             {"hidden": 64}))
     assert_same(plain, vec)
-    assert all(v["epochs"] == 4 for v in vec)
+    assert all(v.epochs == 4 for v in vec)
 
 
 def test_regression_with_sgd_and_an_ood_split(tmp_path):
@@ -131,7 +135,7 @@ def test_regression_with_sgd_and_an_ood_split(tmp_path):
                          weight_decay=0.01, chunk=1)
     plain, vec = plain_and_vectorised(SUMS, budget, tmp_path)
     assert_same(plain, vec)
-    assert all("ood_test" in v["metrics"] for v in vec)
+    assert all("ood_test" in v.metrics for v in vec)
 
 
 def test_a_time_cap_stops_at_an_epoch_end_as_the_plain_path_does(tmp_path):
@@ -140,44 +144,44 @@ def test_a_time_cap_stops_at_an_epoch_end_as_the_plain_path_does(tmp_path):
     budget = TrainBudget(max_epochs=5, patience=0, batch_size=32, max_time_s=1e-6, chunk=0)
     plain, vec = plain_and_vectorised(DESCENTS, budget, tmp_path)
     assert_same(plain, vec)
-    assert all(v["epochs"] == 1 and v["stopped_by"] == "time_cap" for v in vec)
+    assert all(v.epochs == 1 and v.stopped_by == "time_cap" for v in vec)
 
 
 def test_a_diverged_seed_fails_as_in_the_plain_path(tmp_path):
     budget = TrainBudget(max_epochs=3, patience=0, batch_size=32, optimizer="sgd", lr=30.0,
                          chunk=1)
     plain, vec = plain_and_vectorised(SUMS, budget, tmp_path)
-    assert [p["reason"] for p in plain] == [v["failed"] for v in vec]
-    assert all(v["failed"].startswith("diverged: ") and not v["metrics"] and not v["history"]
+    assert [p.reason for p in plain] == [v.failed for v in vec]
+    assert all(v.failed.startswith(("diverged: ", "NonFiniteOutputs: ")) and not v.metrics
+               and not v.history
                for v in vec)
 
 
 def test_what_cannot_be_vectorised_says_why():
     registry.load_plugins()
     descents = make_datamodule(DESCENTS).spec
-    assert supports_vectorised("mlp", descents, {"hidden": 32}) is None
-    assert "fitted" in supports_vectorised("majority", descents)
+    assert stack_problem("mlp", descents, {"hidden": 32}) is None
+    assert "fitted" in stack_problem("linear", descents)
     # cnn1d on token sequences trims each batch to its longest sequence: a data-dependent
     # shape, which vmap refuses.
-    assert "vmap" in supports_vectorised("cnn1d", descents, {})
+    assert "vmap" in stack_problem("cnn1d", descents, {})
     # dropout under vmap would draw other masks than the plain path: not the same runs
-    assert supports_vectorised("mlp", descents, {"dropout": 0.0}) is None
-    assert "dropout" in supports_vectorised("mlp", descents, {"dropout": 0.1})
+    assert stack_problem("mlp", descents, {"dropout": 0.0}) is None
+    assert "dropout" in stack_problem("mlp", descents, {"dropout": 0.1})
     bf16 = TrainBudget(precision="bf16-mixed")
-    assert "precision" in supports_vectorised("mlp", descents, {}, bf16)
+    assert "precision" in stack_problem("mlp", descents, {}, bf16)
     graphs = make_datamodule(DatasetConfig("g", "graph_properties", {})).spec
-    gin = supports_vectorised("gin", graphs)
+    gin = stack_problem("gin", graphs)
     assert gin is not None and "graph" in gin
 
 
-def test_only_cells_that_differ_in_seed_share_a_run(tmp_path):
-    budget = TrainBudget(max_epochs=1)
-    cells = [Cell("t", DESCENTS, MLP, 0, budget),
-             Cell("t", DESCENTS, MLP, 1, dataclasses.replace(budget, lr=0.1))]
-    with pytest.raises(NotVectorisable, match="more than the seed"):
-        train_seeds_vectorised(cells, make_datamodule(DESCENTS), RunOptions())
-    with pytest.raises(NotVectorisable, match="seeds repeat"):
-        train_seeds_vectorised([cells[0], cells[0]], make_datamodule(DESCENTS), RunOptions())
+def test_seeds_of_one_stack_must_be_distinct():
+    dm = make_datamodule(DESCENTS)
+    cell = make_cell("t", DESCENTS, MLP, 0, TrainBudget(max_epochs=1))
+    prepare(cell, dm)
+    with pytest.raises(NotStackable, match="distinct"):
+        train_stacked("mlp", cell.hparams, [0, 0], dm, dm.spec.for_view(cell.view),
+                      cell.budget, Hardware("cpu"))
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -33,7 +33,7 @@ def machine() -> str:
     import lightning
     import torch
 
-    from benchmarks.records import cpu_name
+    from benchmarks.train.hardware import cpu_name
 
     return (f"{cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"torch {torch.__version__}, lightning {lightning.__version__}; "

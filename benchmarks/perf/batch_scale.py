@@ -22,11 +22,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.compare import significance
 from benchmarks.perf.common import cells_for
-from benchmarks.runner import DataModuleCache, RunOptions, run_cell
-from benchmarks.suite import load_suite
-from benchmarks.trainer import quiet_lightning
+from benchmarks.report.compare import significance
+from benchmarks.run.execute import RunOptions, run_cell
+from benchmarks.run.serial import DataModuleCache
+from benchmarks.run.suite import load_suite
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.trainer import quiet_lightning
 
 PAIRS = ("parity-ood:mlp,descents-right-oneline:transformer,partitions-logdim:deepsets,"
          "semigroups-m4:cnn2d,graph-triangles:gin@30k,mnist1d:mlp,mnist1d:cnn1d")
@@ -52,32 +54,32 @@ def main() -> None:
           f"verdict | (seeds {len(seeds)}, threads {torch.get_num_threads()})")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator=args.accelerator)
+        options = RunOptions(results_dir=Path(tmp), hardware=Hardware(args.accelerator))
         for pair in args.pairs.split(","):
             by_scale = {k: cells_for(pair, suite, seeds, batch_scale=k) for k in scales}
-            dm = cache.get(by_scale[scales[0]][0].dataset)
+            dm = cache.get(by_scale[scales[0]][0])
             records: dict[int, list[dict]] = {k: [] for k in scales}
             for i in range(len(seeds)):
                 for k in (scales if i % 2 == 0 else scales[::-1]):
                     rec = run_cell(by_scale[k][i], dm, options)
-                    if rec["status"] != "ok":
-                        raise RuntimeError(f"{pair} k={k}: {rec['reason']}")
+                    if rec.status != "ok":
+                        raise RuntimeError(f"{pair} k={k}: {rec.reason}")
                     records[k].append(rec)
-            spec = records[scales[0]][0]["dataset"]
-            metric, hib = spec["metric"], spec["higher_is_better"]
+            spec = records[scales[0]][0].dataset
+            metric, hib = spec.metric, spec.higher_is_better
             base = records[scales[0]]
-            base_s = sum(r["time"]["train_s"] for r in base)
-            base_m = [r["metrics"]["test"][metric] for r in base]
+            base_s = sum(r.time.train_s for r in base)
+            base_m = [r.metrics["test"][metric] for r in base]
             for k in scales:
                 recs = records[k]
-                ms = [r["metrics"]["test"][metric] for r in recs]
-                train_s = sum(r["time"]["train_s"] for r in recs)
+                ms = [r.metrics["test"][metric] for r in recs]
+                train_s = sum(r.time.train_s for r in recs)
                 b = by_scale[k][0].budget
                 verdict = "" if k == scales[0] else \
                     _verdict(significance(ms, base_m, hib), statistics.mean(ms) - statistics.mean(base_m))
                 sd = statistics.stdev(ms) if len(ms) > 1 else 0.0
                 print(f"| {pair.replace(':', ' · ')} | {k} | {b.train_batch_size} | {b.train_lr:.3g} | "
-                      f"{train_s / len(recs):.1f} | {statistics.mean(r['epochs'] for r in recs):.0f} | "
+                      f"{train_s / len(recs):.1f} | {statistics.mean(r.epochs for r in recs):.0f} | "
                       f"{metric} {statistics.mean(ms):.3f} ± {sd:.3f} | "
                       f"{base_s / train_s:.2f}x | {verdict} |", flush=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from benchmarks.runner import Cell
+from benchmarks.run.plan import Cell, make_cell  # noqa: F401
 
 
 def cells_for(pair: str, suite, seeds: list[int], **budget_changes: Any) -> list[Cell]:
@@ -20,4 +20,4 @@ def cells_for(pair: str, suite, seeds: list[int], **budget_changes: Any) -> list
                          f"{', '.join(m.id for m in suite.models)}")
     budget = dataclasses.replace(suite.budget, **dcfg.budget)
     budget = dataclasses.replace(budget, **budget_changes)
-    return [Cell("perf", dcfg, mcfg, s, budget) for s in seeds]
+    return [make_cell("perf", dcfg, mcfg, s, budget) for s in seeds]

@@ -27,9 +27,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.perf.common import cells_for
-from benchmarks.runner import Cell, DataModuleCache, RunOptions, run_cell
-from benchmarks.suite import load_suite
-from benchmarks.trainer import quiet_lightning
+from benchmarks.run.execute import RunOptions, run_cell
+from benchmarks.run.plan import make_cell
+from benchmarks.run.serial import DataModuleCache
+from benchmarks.run.suite import load_suite
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.trainer import quiet_lightning
 
 PAIRS = ("parity-ood:mlp,descents-right-oneline:transformer,partitions-logdim:deepsets,"
          "semigroups-m4:cnn2d,mnist1d:cnn1d")
@@ -55,26 +58,26 @@ def main() -> None:
           f"(mode {args.mode}, threads {torch.get_num_threads()})")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator=args.accelerator)
+        options = RunOptions(results_dir=Path(tmp), hardware=Hardware(args.accelerator))
         for pair in args.pairs.split(","):
             base = cells_for(pair, suite, [0], patience=0, max_time_s=0.0)[0]
             dcfg, mcfg, budget = base.dataset, base.model, base.budget
-            dm = cache.get(dcfg)
+            dm = cache.get(base)
 
             def cell(epochs: int, compiled: bool, budget=budget, dcfg=dcfg, mcfg=mcfg,
                      dm=dm, pair=pair) -> dict:
                 b = dataclasses.replace(budget, max_epochs=epochs,
                                         compile=args.mode if compiled else "")
-                rec = run_cell(Cell("perf", dcfg, mcfg, 0, b), dm, options)
-                if rec["status"] != "ok":
-                    raise RuntimeError(f"{pair}: {rec['reason']}")
+                rec = run_cell(make_cell("perf", dcfg, mcfg, 0, b), dm, options)
+                if rec.status != "ok":
+                    raise RuntimeError(f"{pair}: {rec.reason}")
                 return rec
 
             eager_small = cell(small, False)
             cold = cell(small, True)
             warm = cell(small, True)
             eager_big, comp_big = cell(big, False), cell(big, True)
-            t = {k: r["time"]["train_s"] for k, r in (("es", eager_small), ("cold", cold),
+            t = {k: r.time.train_s for k, r in (("es", eager_small), ("cold", cold),
                                                        ("warm", warm), ("eb", eager_big),
                                                        ("cb", comp_big))}
             per_eager = (t["eb"] - t["es"]) / (big - small)
@@ -84,8 +87,8 @@ def main() -> None:
             saving = per_eager - per_comp
             even = (f"{max(once_cold, 0.0) / saving:.0f} / {max(once_warm, 0.0) / saving:.0f}"
                     if saving > 0 else "never")
-            gap = max(abs(v - comp_big["metrics"]["test"][k])
-                      for k, v in eager_big["metrics"]["test"].items())
+            gap = max(abs(v - comp_big.metrics["test"][k])
+                      for k, v in eager_big.metrics["test"].items())
             print(f"| {pair.replace(':', ' · ')} | {per_eager:.3f} | {per_comp:.3f} | "
                   f"{per_eager / per_comp:.2f}x | {once_cold:.1f} | {once_warm:.1f} | {even} | "
                   f"{gap:.2g} |", flush=True)

@@ -18,9 +18,13 @@ import torch
 
 from benchmarks import registry
 from benchmarks.data import MathDataModule
-from benchmarks.runner import Cell, DataModuleCache, RunOptions, run_cell
-from benchmarks.suite import DatasetConfig, ModelConfig
-from benchmarks.trainer import TrainBudget, quiet_lightning
+from benchmarks.run.execute import RunOptions, run_cell
+from benchmarks.run.plan import make_cell
+from benchmarks.run.serial import DataModuleCache
+from benchmarks.run.suite import DatasetConfig, ModelConfig
+from benchmarks.train.budget import TrainBudget
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.trainer import quiet_lightning
 
 MiB = 1 << 20
 
@@ -70,10 +74,10 @@ def leak_check(cells: int) -> list[float]:
     budget = TrainBudget(max_epochs=3, patience=0)
     cache, rss = DataModuleCache(), []
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator="cpu")
+        options = RunOptions(results_dir=Path(tmp), hardware=Hardware("cpu"))
         for i in range(cells):
-            cell = Cell("perf", datasets[(i // 10) % 2], models[i % 2], i, budget)
-            run_cell(cell, cache.get(cell.dataset), options)
+            cell = make_cell("perf", datasets[(i // 10) % 2], models[i % 2], i, budget)
+            run_cell(cell, cache.get(cell), options)
             gc.collect()
             rss.append(rss_mib())
     return rss

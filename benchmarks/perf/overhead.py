@@ -23,11 +23,13 @@ import torch
 
 from benchmarks import registry
 from benchmarks.contract import choose_view
-from benchmarks.evaluation import shape_outputs, task_loss
-from benchmarks.module import call_backbone
-from benchmarks.runner import Cell, RunOptions, run_cell
-from benchmarks.suite import DatasetConfig, ModelConfig
-from benchmarks.trainer import TrainBudget
+from benchmarks.run.execute import RunOptions, run_cell
+from benchmarks.run.plan import make_cell
+from benchmarks.run.suite import DatasetConfig, ModelConfig
+from benchmarks.train.budget import TrainBudget
+from benchmarks.train.evaluation import shape_outputs, task_loss
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.module import call_backbone
 
 CASES = {
     "mlp/parity": (DatasetConfig("parity", "parity", {"n": 32, "n_train": 20000, "n_val": 2000,
@@ -69,13 +71,13 @@ def plain_loop(dm, model_name: str, hparams: dict, epochs: int, batch_size: int,
 def harness(dm, dcfg: DatasetConfig, mcfg: ModelConfig, epochs: int, batch_size: int,
             seed: int) -> tuple[float, int]:
     budget = TrainBudget(max_epochs=epochs, patience=0, batch_size=batch_size)
-    cell = Cell("perf", dcfg, mcfg, seed, budget)
+    cell = make_cell("perf", dcfg, mcfg, seed, budget)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        record = run_cell(cell, dm, RunOptions(results_dir=Path(tmp), accelerator="cpu"))
+        record = run_cell(cell, dm, RunOptions(results_dir=Path(tmp), hardware=Hardware("cpu")))
         seconds = time.perf_counter() - t0
-    if record["status"] != "ok":
-        raise RuntimeError(record["reason"])
+    if record.status != "ok":
+        raise RuntimeError(record.reason)
     steps = epochs * -(-dm.split_size("train") // batch_size)
     return seconds, steps
 
@@ -104,7 +106,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
     args = parser.parse_args()
-    from benchmarks.trainer import quiet_lightning
+    from benchmarks.train.trainer import quiet_lightning
 
     quiet_lightning()
     print(f"| case | plain loop steps/s | harness steps/s | ratio | (epochs {args.epochs}, "

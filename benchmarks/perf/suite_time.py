@@ -12,7 +12,8 @@ import json
 import os
 from collections import defaultdict
 
-from benchmarks.leaderboard import load_records, output_dir
+from benchmarks.report.build import output_dir
+from benchmarks.report.rows import load_records
 
 
 def main() -> None:
@@ -29,9 +30,9 @@ def main() -> None:
         return
     run = json.loads(run_file.read_text())
     records, _ = load_records(f"{args.results}/runs", args.suite)
-    train = sum(r.get("time", {}).get("train_s") or 0 for r in records)
-    evals = sum(r.get("time", {}).get("eval_s") or 0 for r in records)
-    cells = sum(r.get("time", {}).get("total_s") or 0 for r in records)
+    train = sum(r.time.train_s or 0 for r in records)
+    evals = sum(r.time.eval_s or 0 for r in records)
+    cells = sum(r.time.total_s or 0 for r in records)
     workers = max(1, int(run.get("workers") or 1))
     if args.wall:
         run["wall_s"] = args.wall
@@ -47,7 +48,7 @@ def main() -> None:
           f"{train / capacity:.0%} |")
     by_model: dict[str, float] = defaultdict(float)
     for r in records:
-        by_model[r["model"]["name"]] += r.get("time", {}).get("total_s") or 0
+        by_model[r.model.name] += r.time.total_s or 0
     print("\n| model | cell seconds (sum) | share |")
     print("|---|---|---|")
     for name, secs in sorted(by_model.items(), key=lambda kv: -kv[1]):

@@ -20,7 +20,7 @@ import torch
 
 from benchmarks import registry
 from benchmarks.contract import Modality
-from benchmarks.evaluation import evaluate_outputs
+from benchmarks.train.evaluation import evaluate_outputs
 
 BACKENDS = ("operon", "gplearn", "pysr")
 

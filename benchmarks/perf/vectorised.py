@@ -1,4 +1,4 @@
-"""Seeds trained as one vectorised model (benchmarks.vectorised) against the same seeds
+"""Seeds trained as one stacked model (benchmarks.train.stacked) against the same seeds
 as plain cells, one after another: wall time and speedup for S = 1, 3, 8 seeds.
 
     python -m benchmarks.perf.vectorised [--epochs 5] [--repeats 3] [--seeds 1,3,8]
@@ -31,10 +31,13 @@ from pathlib import Path
 import torch
 
 from benchmarks import registry
-from benchmarks.runner import Cell, RunOptions, run_cell
-from benchmarks.suite import DatasetConfig, ModelConfig
-from benchmarks.trainer import TrainBudget, quiet_lightning
-from benchmarks.vectorised import train_seeds_vectorised
+from benchmarks.run.execute import RunOptions, prepare, run_cell
+from benchmarks.run.plan import Cell, make_cell
+from benchmarks.run.suite import DatasetConfig, ModelConfig
+from benchmarks.train.budget import TrainBudget
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.stacked import train_stacked
+from benchmarks.train.trainer import quiet_lightning
 
 PARITY = DatasetConfig("parity", "parity", {"n": 32, "n_train": 20000, "n_val": 2000,
                                             "n_test": 2000})
@@ -46,25 +49,28 @@ def mlp(width: int) -> ModelConfig:
 
 def plain_side(cells: list[Cell], dm) -> tuple[float, list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator="cpu")
+        options = RunOptions(results_dir=Path(tmp), hardware=Hardware("cpu"))
         t0 = time.perf_counter()
         records = [run_cell(cell, dm, options) for cell in cells]
         seconds = time.perf_counter() - t0
-    bad = [r["reason"] for r in records if r["status"] != "ok"]
+    bad = [r.reason for r in records if r.status != "ok"]
     if bad:
         raise RuntimeError(bad[0])
-    return seconds, [r["metrics"]["test"] for r in records]
+    return seconds, [r.metrics["test"] for r in records]
 
 
 def vectorised_side(cells: list[Cell], dm) -> tuple[float, list[dict]]:
     t0 = time.perf_counter()
-    outs = train_seeds_vectorised(cells, dm, RunOptions(accelerator="cpu"))
-    return time.perf_counter() - t0, [o["metrics"]["test"] for o in outs]
+    c = cells[0]
+    prepare(c, dm)
+    outs = train_stacked(c.model.name, c.hparams, [x.seed for x in cells], dm,
+                         dm.spec.for_view(c.view), c.budget, Hardware("cpu"))
+    return time.perf_counter() - t0, [o.metrics["test"] for o in outs]
 
 
 def measure(model: ModelConfig, seeds: int, budget: TrainBudget, repeats: int,
             dm) -> dict[str, float]:
-    cells = [Cell("perf", PARITY, model, seed, budget) for seed in range(seeds)]
+    cells = [make_cell("perf", PARITY, model, seed, budget) for seed in range(seeds)]
     runs: dict[str, list[float]] = {"plain": [], "vectorised": []}
     metrics: dict[str, list[dict]] = {}
     sides = {"plain": plain_side, "vectorised": vectorised_side}
@@ -92,7 +98,7 @@ def main() -> None:
     budget = TrainBudget(max_epochs=args.epochs, patience=0, batch_size=256)
     dm = registry.create_dataset(PARITY.name, **PARITY.params)
     dm.setup()
-    warm = [Cell("perf", PARITY, mlp(32), 0, TrainBudget(max_epochs=1))]
+    warm = [make_cell("perf", PARITY, mlp(32), 0, TrainBudget(max_epochs=1))]
     plain_side(warm, dm), vectorised_side(warm, dm)  # imports, allocator, caches
     print(f"| case | seeds | plain cells s | vectorised s | speedup | max test gap | "
           f"(epochs {args.epochs}, median of {args.repeats}, threads {torch.get_num_threads()})")

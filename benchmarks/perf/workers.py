@@ -14,10 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.parallel import iter_suite_parallel
-from benchmarks.runner import RunOptions, iter_suite
-from benchmarks.suite import parse_suite
-from benchmarks.trainer import quiet_lightning
+from benchmarks.run.execute import RunOptions
+from benchmarks.run.plan import plan_suite
+from benchmarks.run.serial import iter_suite
+from benchmarks.run.suite import parse_suite
+from benchmarks.run.workers import iter_suite_parallel
+from benchmarks.train.hardware import Hardware
+from benchmarks.train.trainer import quiet_lightning
 
 
 def suite(seeds: int):
@@ -32,12 +35,12 @@ def suite(seeds: int):
 
 def run(workers: int, seeds: int, accelerator: str) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(results_dir=Path(tmp), accelerator=accelerator)
+        options = RunOptions(results_dir=Path(tmp), hardware=Hardware(accelerator))
         t0 = time.perf_counter()
         if workers == 1:
-            cells = sum(1 for _ in iter_suite(suite(seeds), options))
+            cells = sum(1 for _ in iter_suite(plan_suite(suite(seeds)), options))
         else:
-            cells = sum(1 for _ in iter_suite_parallel(suite(seeds), options, workers))
+            cells = sum(1 for _ in iter_suite_parallel(plan_suite(suite(seeds)), options, workers))
         return cells, time.perf_counter() - t0
 
 

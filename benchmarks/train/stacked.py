@@ -1,7 +1,7 @@
-"""Several seeds of one cell trained as one vectorised model (torch.func), for models so
+"""Several seeds of one cell trained as one stacked model (torch.func), for models so
 small that per-step overhead, not arithmetic, sets the pace.
 
-    outs = train_seeds_vectorised(cells, dm, options)  # cells differ only in seed
+    outcomes = train_stacked(model, hparams, seeds, dm, spec, budget, hardware)
 
 Each seed's backbone is built as the runner builds it (seed_everything, then the
 factory), so initial weights are the plain path's. The backbones are stacked with
@@ -27,7 +27,7 @@ Where it pays: on CPU a batched matmul costs what S matmuls cost, so only the pe
 overhead is saved, and vmap adds some back. `python -m benchmarks.perf.vectorised`
 measures it: a width-32 MLP gains at 3 seeds and more; a width-256 MLP is arithmetic-
 bound and loses a little. Models, views and budgets that cannot run here are named by
-`supports_vectorised`; train those cells one by one.
+`stack_problem`; train those cells one by one.
 
 Times: each record's train_s and eval_s are the joint wall time shared evenly over the
 seeds (so summing records gives the machine time); the joint times are in details. A
@@ -41,35 +41,44 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import registry
-from .contract import DatasetSpec, Modality, TaskType, choose_view
-from .data import MathDataModule, TensorBatches
-from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
+from .. import registry
+from ..contract import DatasetSpec, Modality, TaskType, choose_view
+from ..data import MathDataModule, TensorBatches
+from .budget import TrainBudget
+from .evaluation import (
+    NonFiniteOutputs,
+    build_metrics,
+    check_finite,
+    metric_inputs,
+    shape_outputs,
+    task_loss,
+    training_loss,
+)
+from .hardware import Hardware
 from .module import call_backbone
-from .records import uses_gpu
-from .runner import Cell, RunOptions, count_params, model_setup, stop_reason
-from .trainer import OPTIMIZERS, TrainBudget
+from .neural import count_params
+from .outcome import TrainOutcome, stop_reason
+from .selection import Selection
+from .trainer import optimizer_class
 
 
-class NotVectorisable(ValueError):
+class NotStackable(ValueError):
     """These cells cannot share one vectorised run; train them one by one."""
 
 
 # -- what can be vectorised ------------------------------------------------------------
-def supports_vectorised(model_name: str, spec: DatasetSpec,
-                        hparams: Mapping[str, Any] | None = None,
-                        budget: TrainBudget | None = None) -> str | None:
-    """Why `model_name` on `spec` cannot train vectorised, or None if it can. With
+def stack_problem(model_name: str, spec: DatasetSpec,
+                  hparams: Mapping[str, Any] | None = None,
+                  budget: TrainBudget | None = None) -> str | None:
+    """Why `model_name` on `spec` cannot train stacked, or None if it can. With
     hparams (as the factory gets them) the model is built and one vectorised training
     step on a dummy batch is checked against the plain model; without, only the
     model kind and view are checked."""
@@ -189,8 +198,8 @@ class SeedStack:
 
     def _optimizer(self, tensors: list[torch.Tensor]) -> torch.optim.Optimizer:
         # As BenchModule.configure_optimizers (constructor defaults otherwise).
-        return OPTIMIZERS[self.budget.optimizer](tensors, lr=self.budget.train_lr,
-                                                 weight_decay=self.budget.weight_decay)
+        return optimizer_class(self.budget.optimizer)(tensors, lr=self.budget.train_lr,
+                                                      weight_decay=self.budget.weight_decay)
 
     @property
     def size(self) -> int:
@@ -205,10 +214,8 @@ class SeedStack:
 
     def _seed_loss(self, params: dict, buffers: dict, inputs: Any,
                    target: torch.Tensor) -> torch.Tensor:
-        out = self._call(params, buffers, inputs)
-        if self.regression:
-            target = (target - self.mean) / self.std
-        return task_loss(out, target, self.spec)
+        return training_loss(self._call(params, buffers, inputs), target, self.spec,
+                             self.mean, self.std)
 
     def train_step(self, inputs: Any, target: torch.Tensor) -> torch.Tensor:
         """One optimiser step of every seed on its own minibatch (inputs and target
@@ -250,21 +257,30 @@ class SeedStack:
         self.params, self.opt = new, opt
         self.buffers = {k: v[idx].clone() for k, v in self.buffers.items()}
 
-    def evaluate(self, loader: TensorBatches, params: dict | None = None,
-                 buffers: dict | None = None) -> list[dict[str, float]]:
+    def evaluate(self, loader: TensorBatches, split: str, params: dict | None = None,
+                 buffers: dict | None = None) -> list[dict[str, Any]]:
         """The task's torchmetrics of each seed on one split, batch by batch as the
-        plain path's validation and test steps update them."""
+        plain path's validation and test steps update them. A seed whose outputs are not
+        all finite gets {"__non_finite__": why} instead (its cell fails, as on the plain
+        path)."""
         params = self.params if params is None else params
         seeds = next(iter(params.values())).shape[0]
         while len(self._metrics) < seeds:  # built once: a MetricCollection costs ~1 ms
             self._metrics.append(build_metrics(self.spec).to(self.device))
         metrics = self._metrics[:seeds]
+        bad: list[str | None] = [None] * seeds
         for inputs, target in loader:
             inputs, target = _to(inputs, self.device), target.to(self.device)
             out = self.outputs(inputs, params, buffers)
             for s, m in enumerate(metrics):
+                try:
+                    check_finite(out[s], split)
+                except NonFiniteOutputs as exc:
+                    bad[s] = bad[s] or f"{type(exc).__name__}: {exc}"  # as the plain reason
+                    continue
                 m.update(*metric_inputs(out[s], target, self.spec))
-        values = [{k: float(v) for k, v in m.compute().items()} for m in metrics]
+        values = [{"__non_finite__": b} if b else {k: float(v) for k, v in m.compute().items()}
+                  for m, b in zip(metrics, bad, strict=True)]
         for m in metrics:
             m.reset()
         return values
@@ -283,130 +299,71 @@ def _to(inputs: Any, device: torch.device) -> Any:
     return inputs.to(device)
 
 
-# -- one seed's bookkeeping, as BestWeights and EarlyStopping keep it ---------------------
-@dataclass
-class SeedRun:
-    cell: Cell
-    permutations: TensorBatches  # this seed's shuffled row numbers, one batch an epoch
-    sign: float                                  # +1 when higher is better
-    best_score: float = -math.inf                # BestWeights: sign * best finite value
-    best_epoch: int = -1
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    best_state: dict[str, torch.Tensor] | None = None
-    stop_score: float = -math.inf                # EarlyStopping: its own best (NaN never wins)
-    wait: int = 0
-    epochs: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    failed: str | None = None                    # "diverged: ..." as the runner words it
-    done: bool = False
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def end_epoch(self, epoch: int, mean_loss: float, val: dict[str, float], monitor: str,
-                  patience: int, state: Any) -> None:
-        """The plain path's order: BestWeights on validation end, then the divergence check
-        and EarlyStopping at train epoch end."""
-        value = val.get(monitor, math.nan)
-        if math.isfinite(value) and self.sign * value > self.best_score:
-            self.best_score, self.best_epoch = self.sign * value, epoch
-            self.best_metrics = dict(val)
-            self.best_state = state()
-        if not math.isfinite(mean_loss):
-            self.failed = f"diverged: training loss became {mean_loss} at epoch {epoch}"
-            self.done = True
-            return
-        row = {"epoch": epoch, "train/loss": round(mean_loss, 6)}
-        row.update({f"val/{k}": round(v, 6) for k, v in val.items()})
-        self.history.append(row)
-        self.epochs = epoch + 1
-        if patience > 0:
-            if self.sign * value > self.stop_score:  # False for NaN, as torch.gt
-                self.stop_score, self.wait = self.sign * value, 0
-            else:
-                self.wait += 1
-                self.done = self.wait >= patience
-
-
 # -- the entry point -------------------------------------------------------------------------
-def check_group(cells: list[Cell]) -> None:
-    """Cells may share a vectorised run only when they differ in nothing but the seed."""
-    if not cells:
-        raise NotVectorisable("no cells to train")
-    first = cells[0]
-    for c in cells[1:]:
-        if (c.suite, c.dataset, c.model, c.budget) != (first.suite, first.dataset, first.model,
-                                                       first.budget):
-            raise NotVectorisable(f"{c.label} differs from {first.label} in more than the seed")
-    seeds = [c.seed for c in cells]
-    if len(set(seeds)) != len(seeds):
-        raise NotVectorisable(f"seeds repeat in one vectorised group: {seeds}")
+def device_for(hardware: Hardware) -> torch.device:
+    """The one device a stack trains on; NotStackable for multi-device runs."""
+    if hardware.devices != 1 or hardware.num_nodes != 1 or \
+            hardware.strategy not in ("auto", "single_device"):
+        raise NotStackable("stacked seeds run on one device (devices=1, one node)")
+    return torch.device("cuda") if hardware.on_gpu or hardware.accelerator in ("gpu", "cuda") \
+        else torch.device("cpu")
 
 
-def device_for(options: RunOptions) -> torch.device:
-    if options.devices not in (1, "1") or options.num_nodes != 1 or \
-            options.strategy not in ("auto", "single_device"):
-        raise NotVectorisable("vectorised seeds run on one device (devices=1, one node)")
-    if options.accelerator in ("gpu", "cuda") or uses_gpu(options.accelerator):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def train_seeds_vectorised(cells: list[Cell], dm: MathDataModule,
-                           options: RunOptions) -> list[dict[str, Any]]:
-    """Train cells that differ only in seed as one vectorised model. Returns, per cell in
-    order, what runner._train_neural returns (metrics, epochs, best_epoch, train_s,
-    eval_s, samples_per_s, history) plus n_params and details; a seed whose loss
-    diverged has `failed` set (the runner's reason) and no metrics. Raises
-    NotVectorisable when the cells cannot share a run (see supports_vectorised)."""
+def train_stacked(model_name: str, hparams: dict[str, Any], seeds: list[int],
+                  dm: MathDataModule, spec: DatasetSpec, budget: TrainBudget,
+                  hardware: Hardware) -> list[TrainOutcome]:
+    """Train the seeds of one (dataset, model, hparams, budget) as one stacked model; one
+    TrainOutcome per seed, in order (a seed that diverged or gave non-finite outputs has
+    `failed` set and no metrics). `dm` is set up and configured for the view by the
+    caller. Raises NotStackable when the seeds cannot share a run (see stack_problem)."""
     import lightning as L
 
-    check_group(cells)
-    device = device_for(options)
-    cell0, budget = cells[0], cells[0].budget
-    _, view, spec, given = model_setup(cell0, dm)
-    reason = supports_vectorised(cell0.model.name, spec, given, budget)
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise NotStackable(f"seeds must be distinct and non-empty, got {seeds}")
+    device = device_for(hardware)
+    reason = stack_problem(model_name, spec, hparams, budget)
     if reason:
-        raise NotVectorisable(reason)
-    dm.prepare_data()
-    dm.setup("fit")
-    dm.configure(view=view, batch_size=budget.train_batch_size, seed=cell0.seed)
+        raise NotStackable(reason)
     backbones = []
-    for cell in cells:  # as run_cell: the same seed, then the same factory call
-        L.seed_everything(cell.seed, workers=False, verbose=False)
-        backbones.append(registry.create_model(cell.model.name, spec, **given))
+    for seed in seeds:  # as the plain path: the same seed, then the same factory call
+        L.seed_everything(seed, workers=False, verbose=False)
+        backbones.append(registry.create_model(model_name, spec, **hparams))
     mean, std = dm.target_stats() if spec.task is TaskType.REGRESSION else (0.0, 1.0)
     stack = SeedStack(backbones, spec, budget, device, mean, std)
     train_x, train_y = _to(dm.inputs("train"), device), dm.target("train").to(device)
     rows = torch.arange(len(train_y))
-    sign = 1.0 if spec.higher_is_better else -1.0
     # A whole-split batch of row numbers is the epoch's permutation, exactly as the plain
     # path's TensorBatches draws it for that seed and epoch (it depends on neither the
     # batch size nor the data); minibatches are its consecutive slices, as there.
-    runs = [SeedRun(c, TensorBatches(rows, rows, len(rows), shuffle=True, seed=c.seed), sign)
-            for c in cells]
-    active = list(runs)  # seeds still training, in the stack's row order
+    perms = [TensorBatches(rows, rows, len(rows), shuffle=True, seed=s) for s in seeds]
+    runs = [Selection(spec.metric, spec.higher_is_better, budget.patience) for _ in seeds]
+    failed: list[str | None] = [None] * len(seeds)
+    active = list(range(len(seeds)))  # members still training, in the stack's row order
 
     t0 = time.perf_counter()
     for epoch in range(budget.max_epochs):
-        order = torch.stack([next(iter(r.permutations))[1] for r in active]).to(device)  # (S, n)
+        order = torch.stack([next(iter(perms[m]))[1] for m in active]).to(device)  # (S, n)
         loss_sum, steps = torch.zeros(len(active), device=device), 0
-        for start in range(0, len(rows), budget.train_batch_size):  # each seed its own minibatch
+        for start in range(0, len(rows), budget.train_batch_size):  # each its own minibatch
             idx = order[:, start:start + budget.train_batch_size]
-            inputs, target = gather_rows(train_x, idx), gather_rows(train_y, idx)
-            loss_sum += stack.train_step(inputs, target)
+            loss_sum += stack.train_step(gather_rows(train_x, idx), gather_rows(train_y, idx))
             steps += 1
         mean_loss = (loss_sum / max(steps, 1)).tolist()
-        vals = stack.evaluate(dm.loader("val"))
-        for i, r in enumerate(active):
-            r.end_epoch(epoch, mean_loss[i], vals[i], spec.metric, budget.patience,
-                        functools.partial(stack.row, i))
+        vals = stack.evaluate(dm.loader("val"), "val")
+        done = []
+        for i, m in enumerate(active):
+            problem = vals[i].pop("__non_finite__", None)
+            stop = runs[m].end_epoch(epoch, mean_loss[i], vals[i],
+                                     functools.partial(stack.row, i), problem)
+            failed[m] = runs[m].failed
+            done.append(stop)
         out_of_time = budget.max_time_s > 0 and \
-            time.perf_counter() - t0 >= budget.max_time_s * len(cells)  # the S caps pooled
+            time.perf_counter() - t0 >= budget.max_time_s * len(seeds)  # the S caps pooled
         last = out_of_time or epoch == budget.max_epochs - 1
-        for i, r in enumerate(active):
-            r.done = r.done or last
-            if r.done and r.failed is None and r.best_state is None:
-                r.best_state = stack.row(i)  # BestWeights never fired: test the last weights
-        keep = [i for i, r in enumerate(active) if not r.done]
+        for i, m in enumerate(active):
+            if (done[i] or last) and failed[m] is None and runs[m].best_state is None:
+                runs[m].best_state = stack.row(i)  # never a finite best: test the last weights
+        keep = [i for i, d in enumerate(done) if not d and not last]
         if len(keep) < len(active):
             active = [active[i] for i in keep]
             if not active:
@@ -415,29 +372,38 @@ def train_seeds_vectorised(cells: list[Cell], dm: MathDataModule,
     train_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    tested = [r for r in runs if r.failed is None]
-    for r in tested:
-        r.metrics = {"val": r.best_metrics}
-    if tested:  # every seed at its own best weights, in one stack
-        params = {k: torch.stack([r.best_state[k] for r in tested]) for k in stack.params}
-        buffers = {k: torch.stack([r.best_state[k] for r in tested]) for k in stack.buffers}
+    tested = [m for m in range(len(seeds)) if failed[m] is None]
+    metrics: dict[int, dict[str, dict[str, float]]] = {m: {"val": runs[m].best_metrics}
+                                                       for m in tested}
+    if tested:  # every member at its own best weights, in one stack
+        params = {k: torch.stack([runs[m].best_state[k] for m in tested]) for k in stack.params}
+        buffers = {k: torch.stack([runs[m].best_state[k] for m in tested])
+                   for k in stack.buffers}
         for split in (s for s in ("test", "ood_test") if s in dm.splits):
-            values = stack.evaluate(dm.loader(split), params, buffers)
-            for r, seed_values in zip(tested, values, strict=True):
-                r.metrics[split] = seed_values
+            values = stack.evaluate(dm.loader(split), split, params, buffers)
+            for m, member_values in zip(tested, values, strict=True):
+                if "__non_finite__" in member_values:
+                    failed[m] = member_values["__non_finite__"]
+                else:
+                    metrics[m][split] = member_values
     eval_s = time.perf_counter() - t1
 
     n_train = dm.split_size("train")
-    share_train, share_eval = train_s / len(cells), eval_s / len(cells)
-    details = {"vectorised": {"seeds": [c.seed for c in cells], "joint_train_s": train_s,
+    share_train, share_eval = train_s / len(seeds), eval_s / len(seeds)
+    details = {"vectorised": {"seeds": list(seeds), "joint_train_s": train_s,
                               "joint_eval_s": eval_s}}
     n_params = count_params(backbones[0])
-    # A failed seed reports what a failed plain record holds: no metrics, epochs or history.
-    return [{"metrics": r.metrics, "epochs": 0 if r.failed else r.epochs,
-             "best_epoch": None if r.failed else r.best_epoch,
-             "train_s": share_train, "eval_s": share_eval,
-             "samples_per_s": n_train * max(r.epochs, 1) / max(share_train, 1e-9),
-             "history": [] if r.failed else r.history, "n_params": n_params,
-             "stopped_by": None if r.failed else stop_reason(
-                 r.epochs, budget, budget.patience > 0 and r.wait >= budget.patience),
-             "details": details, "failed": r.failed} for r in runs]
+    outcomes = []
+    for m, run in enumerate(runs):
+        ok = failed[m] is None
+        # A failed member reports what a failed plain record holds: no metrics or history.
+        outcomes.append(TrainOutcome(
+            metrics=metrics.get(m, {}) if ok else {}, epochs=run.epochs if ok else 0,
+            best_epoch=run.best_epoch if ok else None,
+            stopped_by=stop_reason(run.epochs, budget.max_epochs, run.stopped_early)
+            if ok else None,
+            train_s=share_train, eval_s=share_eval,
+            samples_per_s=n_train * max(run.epochs, 1) / max(share_train, 1e-9),
+            history=run.history if ok else [], details=details, n_params=n_params,
+            failed=failed[m]))
+    return outcomes

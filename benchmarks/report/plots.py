@@ -16,9 +16,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .contract import HIGHER_IS_BETTER
-from .leaderboard import Row, dataset_label, direction, fmt_count, mean, std, tables
-from .records import safe_name
+from ..contract import HIGHER_IS_BETTER
+from ..run.files import ID_PATTERN
+from .rows import Row, by_dataset, mean, std
+from .tables import dataset_label, direction, fmt_count
 
 PLOT_KINDS = ("bars", "params", "curves")
 MARKERS = "osD^vP*Xhp<>"
@@ -34,8 +35,10 @@ def plot_stem(dataset_id: str, version: str) -> str:
     """A file name stem for a dataset: its id made path-safe, plus a short hash of the id
     when cleaning changed it (so that "a/b" and "a_b" never share files)."""
     label = dataset_id if version == "1" else f"{dataset_id}-v{version}"
-    stem = safe_name(label)
-    return stem if stem == label else f"{stem}-{hashlib.sha1(label.encode()).hexdigest()[:6]}"
+    if ID_PATTERN.fullmatch(label):
+        return label
+    stem = "".join(c if c.isalnum() or c in "._-@=+" else "_" for c in label).strip(".") or "_"
+    return f"{stem}-{hashlib.sha1(label.encode()).hexdigest()[:6]}"
 
 
 def family_styles(rows: list[Row]) -> dict[str, tuple[Any, str]]:
@@ -57,7 +60,7 @@ def write_plots(rows: list[Row], out_dir: str | Path) -> dict[tuple[str, str], d
     styles = family_styles(rows)
     written: dict[tuple[str, str], dict[str, Path]] = {}
     with matplotlib.rc_context(STYLE):
-        for key, group in tables(rows).items():
+        for key, group in by_dataset(rows).items():
             stem = plot_stem(*key)
             for kind, draw in zip(PLOT_KINDS, (bar_chart, params_scatter, learning_curves),
                                   strict=True):
@@ -65,8 +68,10 @@ def write_plots(rows: list[Row], out_dir: str | Path) -> dict[tuple[str, str], d
                 if fig is None:
                     continue
                 png = out_dir / f"{stem}.{kind}.png"
+                # no creation date in the files: a rebuilt leaderboard of the same
+                # records must leave the committed plots byte for byte as they were
                 fig.savefig(png, dpi=DPI)
-                fig.savefig(png.with_suffix(".svg"))
+                fig.savefig(png.with_suffix(".svg"), metadata={"Date": None})
                 written.setdefault(key, {})[kind] = png
     return written
 

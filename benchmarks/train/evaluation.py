@@ -20,7 +20,7 @@ from torchmetrics.classification import (
     MultilabelF1Score,
 )
 
-from .contract import TASK_METRICS, DatasetSpec, TaskType
+from ..contract import TASK_METRICS, DatasetSpec, TaskType
 
 
 def build_metrics(spec: DatasetSpec) -> MetricCollection:
@@ -49,6 +49,29 @@ def shape_outputs(outputs: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
     return outputs.reshape(outputs.shape[0], spec.num_outputs)
 
 
+class NonFiniteOutputs(RuntimeError):
+    """A model produced NaN or infinite outputs where it was scored: its metrics would be
+    torchmetrics' reading of sigmoid(NaN), not a result, so the cell fails."""
+
+
+def check_finite(outputs: torch.Tensor, where: str) -> None:
+    """NonFiniteOutputs unless every output is finite."""
+    if not bool(torch.isfinite(outputs).all()):
+        bad = int((~torch.isfinite(outputs)).sum())
+        raise NonFiniteOutputs(f"{bad} non-finite model outputs on the {where} split")
+
+
+def training_loss(outputs: torch.Tensor, target: torch.Tensor, spec: DatasetSpec,
+                  target_mean: torch.Tensor | float = 0.0,
+                  target_std: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The loss both training paths minimise: the task's loss on shaped outputs, with
+    regression targets standardised by the training split's mean and std."""
+    out = shape_outputs(outputs, spec)
+    if spec.task is TaskType.REGRESSION:
+        target = (target - target_mean) / target_std
+    return task_loss(out, target, spec)
+
+
 def task_loss(outputs: torch.Tensor, target: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
     """The training loss of a task on shaped outputs (regression on standardised targets)."""
     if spec.task is TaskType.MULTICLASS:
@@ -72,5 +95,7 @@ def evaluate_outputs(outputs: torch.Tensor, target: torch.Tensor,
                      spec: DatasetSpec) -> dict[str, float]:
     """All metrics of the task on a whole split at once (fitted models, baselines)."""
     metrics = build_metrics(spec)
-    metrics.update(*metric_inputs(shape_outputs(torch.as_tensor(outputs), spec), target, spec))
+    outputs = shape_outputs(torch.as_tensor(outputs), spec)
+    check_finite(outputs, "evaluated")
+    metrics.update(*metric_inputs(outputs, target, spec))
     return {k: float(v) for k, v in metrics.compute().items()}

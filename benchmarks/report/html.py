@@ -1,6 +1,6 @@
 """leaderboard.html: the Markdown leaderboard as one self-contained page.
 
-Same summary grid and per-dataset tables (built once in `leaderboard`), plots inlined
+Same summary grid and per-dataset tables (built once in `tables`), plots inlined
 as base64 PNG, inline CSS and a few lines of JS that sort a table by a clicked column.
 No server, no external asset. Every string that comes from a record goes through
 `html.escape`: a model name is data, never markup.
@@ -13,16 +13,8 @@ import html
 import math
 from pathlib import Path
 
-from .leaderboard import (
-    LEGEND,
-    Cell,
-    Row,
-    Table,
-    dataset_heading,
-    dataset_table,
-    summary_table,
-    tables,
-)
+from .rows import Row, by_dataset
+from .tables import LEGEND, Table, TableCell, dataset_heading, dataset_table, summary_table
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -71,10 +63,12 @@ NOT_A_RESULT = (".", "-", "failed", "skipped")
 
 
 def esc(text: object) -> str:
+    """Record text as HTML text: data, never markup."""
     return html.escape(str(text), quote=True)
 
 
-def html_cell(cell: Cell) -> str:
+def html_cell(cell: TableCell) -> str:
+    """One <td>, with its sort value and hover title."""
     classes = ["best"] * cell.best + ["dim"] * (cell.text in NOT_A_RESULT)
     attrs = f' class="{" ".join(classes)}"' if classes else ""
     if cell.value is not None and not math.isnan(cell.value):
@@ -87,6 +81,7 @@ def html_cell(cell: Cell) -> str:
 
 
 def html_table(table: Table) -> str:
+    """A sortable <table> of a table model."""
     head = "".join(f"<th>{esc(h)}</th>" for h in table.head)
     body = "\n".join("<tr>" + "".join(html_cell(c) for c in cells) + "</tr>"
                      for cells in table.body)
@@ -95,11 +90,13 @@ def html_table(table: Table) -> str:
 
 
 def png_data_uri(path: Path) -> str:
+    """A PNG file inlined as a data: URI."""
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def html_page(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = (),
-              plot_files: dict[tuple[str, str], dict[str, Path]] | None = None) -> str:
+              plot_files: dict[tuple[str, str], dict[str, Path]] | None = None,
+              cannot_run: set[tuple[str, str]] = frozenset()) -> str:
     """The whole page; `plot_files` ({(dataset, version): {kind: png}}) are inlined."""
     plot_files = plot_files or {}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -110,8 +107,8 @@ def html_page(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = ()
     devices = sorted({r.device for r in rows if r.device})
     if devices:
         out.append(f"<p>Hardware: {esc(', '.join(devices))}.</p>")
-    out += ["<h2>Summary</h2>", html_table(summary_table(rows))]
-    for key, group in tables(rows).items():
+    out += ["<h2>Summary</h2>", html_table(summary_table(rows, cannot_run))]
+    for key, group in by_dataset(rows).items():
         title, metric_line = dataset_heading(group)
         out.append(f"<h2>{esc(title)}</h2>")
         if group[0].description:

@@ -3,27 +3,38 @@
 The backbone is a plain nn.Module from a model factory; everything task-specific comes
 from the DatasetSpec. Logged keys: `train/loss`, `val/<metric>`, `test/<metric>` (and
 `ood_test/<metric>`). The loss is summed on the device and logged once per epoch, not per
-step; a non-finite epoch loss stops the run with `Diverged`.
+step. At each epoch end the selection state (benchmarks.train.selection) keeps the best
+weights, stops early, and turns a non-finite loss into `Diverged`.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
-from .contract import DatasetSpec, TaskType
-from .data import BatchChunk
-from .evaluation import build_metrics, metric_inputs, shape_outputs, task_loss
-from .trainer import OPTIMIZERS
+from ..contract import DatasetSpec, TaskType
+from ..data import BatchChunk
+from .evaluation import (
+    NonFiniteOutputs,
+    build_metrics,
+    check_finite,
+    metric_inputs,
+    shape_outputs,
+    training_loss,
+)
+from .selection import Selection
+from .trainer import optimizer_class
 
 _NO_SCALER = ("32-true", "32", "bf16-mixed", "bf16-true", "64-true")
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """Training failed numerically: the loss, or the validation outputs, became NaN or
+    infinite. The message is the failed record's reason."""
 
 
 def call_backbone(backbone: nn.Module, inputs: Any) -> torch.Tensor:
@@ -32,14 +43,14 @@ def call_backbone(backbone: nn.Module, inputs: Any) -> torch.Tensor:
 
 
 class BenchModule(L.LightningModule):
-    def __init__(self, backbone: nn.Module, spec: DatasetSpec, lr: float = 1e-3,
-                 weight_decay: float = 0.0, optimizer: str = "adamw",
+    def __init__(self, backbone: nn.Module, spec: DatasetSpec, selection: Selection,
+                 lr: float = 1e-3, weight_decay: float = 0.0, optimizer: str = "adamw",
                  target_mean: float = 0.0, target_std: float = 1.0,
                  eval_splits: tuple[str, ...] = ("test",)) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "spec"])
+        self.save_hyperparameters(ignore=["backbone", "spec", "selection"])
         self.automatic_optimization = False  # see training_step: chunks of minibatches
-        self.backbone, self.spec = backbone, spec
+        self.backbone, self.spec, self.selection = backbone, spec, selection
         self.regression = spec.task is TaskType.REGRESSION
         self.register_buffer("target_mean", torch.tensor(float(target_mean)))
         self.register_buffer("target_std", torch.tensor(float(target_std) or 1.0))
@@ -48,19 +59,14 @@ class BenchModule(L.LightningModule):
         self.test_metrics = nn.ModuleDict({s: build_metrics(spec) for s in self.eval_splits})
         self._loss_sum = torch.zeros(())
         self._loss_steps = 0
+        self._val: dict[str, float] = {}
+        self._val_problem: str | None = None  # non-finite outputs seen in this validation
         self._tested: set[str] = set()
-        self.history: list[dict[str, float]] = []  # one row per epoch: learning curves
 
     def forward(self, inputs: Any) -> torch.Tensor:
         """Outputs in target units (regression de-standardised)."""
         out = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
         return out * self.target_std + self.target_mean if self.regression else out
-
-    def _step_loss(self, inputs: Any, target: torch.Tensor) -> torch.Tensor:
-        out = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
-        if self.regression:
-            target = (target - self.target_mean) / self.target_std
-        return task_loss(out, target, self.spec)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """One optimiser step per minibatch. A `BatchChunk` carries several minibatches,
@@ -73,7 +79,8 @@ class BenchModule(L.LightningModule):
         raw = opt.optimizer if self.trainer.precision in _NO_SCALER else None
         loss = None
         for inputs, target in batches:
-            loss = self._step_loss(inputs, target)
+            loss = training_loss(call_backbone(self.backbone, inputs), target, self.spec,
+                                 self.target_mean, self.target_std)
             if raw is not None:
                 raw.zero_grad(set_to_none=True)
                 loss.backward()
@@ -87,33 +94,52 @@ class BenchModule(L.LightningModule):
         return loss.detach()
 
     def on_train_epoch_end(self) -> None:
+        """Validation has run by now (Lightning validates inside the epoch): hand the
+        epoch to the selection state, which keeps the best weights and decides to stop."""
         mean = self._loss_sum / max(self._loss_steps, 1)
         self._loss_sum, self._loss_steps = torch.zeros((), device=mean.device), 0
-        if not torch.isfinite(mean):
-            raise Diverged(f"training loss became {float(mean)} at epoch {self.current_epoch}")
+        loss = float(mean)
+        stop = self.selection.end_epoch(self.current_epoch, loss, self._val,
+                                        lambda: copy.deepcopy(self.state_dict()),
+                                        self._val_problem)
+        if self.selection.failed:
+            raise Diverged(self.selection.failed)
         self.log("train/loss", mean, on_epoch=True, sync_dist=True)
-        row = {"epoch": self.current_epoch, "train/loss": round(float(mean), 6)}
-        row.update({k: round(float(v), 6) for k, v in self.trainer.callback_metrics.items()
-                    if k.startswith("val/")})
-        self.history.append(row)
+        if stop:
+            self.trainer.should_stop = True
 
-    def _update(self, metrics: Any, batch: tuple[Any, torch.Tensor]) -> None:
+    def restore_best(self) -> None:
+        """Load the best validation epoch's weights (the last ones if none was finite)."""
+        if self.selection.best_state is not None:
+            self.load_state_dict(self.selection.best_state)
+
+    def _update(self, metrics: Any, batch: tuple[Any, torch.Tensor], split: str) -> None:
         inputs, target = batch
-        metrics.update(*metric_inputs(self(inputs), target, self.spec))
+        out = self(inputs)
+        check_finite(out, split)
+        metrics.update(*metric_inputs(out, target, self.spec))
 
     def validation_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> None:
-        self._update(self.val_metrics, batch)
+        try:
+            self._update(self.val_metrics, batch, "val")
+        except NonFiniteOutputs as exc:  # decided at the epoch's end, after the loss check
+            self._val_problem = self._val_problem or f"NonFiniteOutputs: {exc}"
 
     def on_validation_epoch_end(self) -> None:
+        if self._val_problem:  # no metrics of non-finite outputs (the epoch end fails it)
+            self.val_metrics.reset()
+            self._val = {}
+            return
         values = self.val_metrics.compute()
         self.val_metrics.reset()
+        self._val = {k: float(v) for k, v in values.items()}
         self.log_dict({f"val/{k}": v for k, v in values.items()}, sync_dist=False)
 
     def test_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int,
                   dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
         self._tested.add(split)
-        self._update(self.test_metrics[split], batch)
+        self._update(self.test_metrics[split], batch, split)
 
     def on_test_epoch_end(self) -> None:
         for split in sorted(self._tested):
@@ -125,5 +151,5 @@ class BenchModule(L.LightningModule):
         self._tested.clear()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        opt = OPTIMIZERS[self.hparams.optimizer]
+        opt = optimizer_class(self.hparams.optimizer)
         return opt(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -11,25 +11,14 @@ with one seed on a side, is a tie. p-values are not corrected for multiple compa
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
-from .errors import UserError
-from .leaderboard import (
-    Row,
-    aggregate,
-    arrow,
-    dataset_label,
-    fmt,
-    fmt_mean_std,
-    load_records,
-    mean,
-    tables,
-)
+from ..errors import UserError
+from .rows import Row, by_dataset, mean
+from .tables import arrow, dataset_label, fmt, fmt_mean_std
 
 WELCH = "Welch's t-test"
 
@@ -102,7 +91,7 @@ def select_models(patterns: list[str], available: list[str]) -> list[str]:
 def compare(rows: list[Row], models: list[str], datasets: str = "*",
             alpha: float = 0.05) -> Comparison:
     """Compare model ids (patterns allowed) on the datasets whose id matches `datasets`."""
-    groups = {k: g for k, g in tables(rows).items() if fnmatch.fnmatchcase(k[0], datasets)}
+    groups = {k: g for k, g in by_dataset(rows).items() if fnmatch.fnmatchcase(k[0], datasets)}
     if not groups:
         raise UserError(f"no dataset matches {datasets!r} (datasets with records: "
                         f"{', '.join(sorted({r.dataset_id for r in rows})) or 'none'})")
@@ -124,6 +113,7 @@ def compare(rows: list[Row], models: list[str], datasets: str = "*",
 
 # -- printing -------------------------------------------------------------------------
 def print_comparison(cmp: Comparison, alpha: float, console) -> None:
+    """The results table, the win/tie/loss matrix and the per-pair tests, with rich."""
     from rich.table import Table
     from rich.text import Text
 
@@ -176,36 +166,3 @@ def print_comparison(cmp: Comparison, alpha: float, console) -> None:
                               v.test, "" if v.p is None else f"{v.p:.3g}",
                               Text(winner, style="bold" if v.outcome else "dim"))
     console.print(pairs)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from .cli import _console
-
-    if not 0.0 < args.alpha < 1.0:
-        raise UserError(f"--alpha {args.alpha} is not a level between 0 and 1 (for example 0.05)")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    records, problems = load_records(Path(args.results) / "runs", args.suite)
-    console = _console()
-    for path, why in problems:
-        console.print(f"left out {path}: {why}", markup=False, highlight=False)
-    if not records:
-        raise UserError(f"no records of suite {args.suite!r} under {Path(args.results) / 'runs'}; "
-                        f"run `mlwm benchmark --suite {args.suite}` first")
-    cmp = compare(aggregate(records), models, args.datasets, args.alpha)
-    print_comparison(cmp, args.alpha, console)
-    return 0
-
-
-def add_compare_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `mlwm compare` on the CLI's subparsers."""
-    p = subparsers.add_parser("compare", help="compare models over seeds, with significance")
-    p.add_argument("--models", required=True, metavar="A,B,...",
-                   help="comma-separated model ids (wildcards allowed, e.g. 'gru@*')")
-    p.add_argument("--datasets", default="*", metavar="PATTERN",
-                   help="wildcard over dataset ids (default: all)")
-    p.add_argument("--suite", default="default")
-    p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--alpha", type=float, default=0.05,
-                   help="significance level of Welch's t-test (default: 0.05)")
-    p.set_defaults(func=cmd_compare)
-    return p

@@ -19,21 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
-from .records import lock_path, release_claim, uses_gpu
-from .runner import (
-    PROGRESS_EVENT,
-    Cell,
-    DataModuleCache,
-    ProgressFn,
-    RunOptions,
-    SuitePlan,
-    WorkItem,
-    plan_suite,
-    run_item,
-    work_items,
-)
-from .suite import Suite
+from ..errors import UserError
+from .claims import try_claim
+from .execute import RunOptions, new_record
+from .plan import Cell, SuitePlan, make_datamodule
+from .serial import PROGRESS_EVENT, DataModuleCache, ProgressFn, WorkItem, run_item, work_items
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = setup.device
     import torch
 
-    from . import registry
+    from .. import registry
 
     torch.set_num_threads(setup.threads)
     registry.load_plugins(setup.plugin_files)
@@ -81,7 +71,7 @@ def _run_item(item: WorkItem, options: RunOptions, cache: DataModuleCache, resul
     ended: set[int] = set()
     try:
         for index, outcome, record in run_item(
-                item, cache.get(item[0][1].dataset), options,
+                item, cache.get(item[0][1]), options,
                 on_start=lambda i: results.put(("start", wid, i, None))):
             results.put((outcome, wid, index, record))
             ended.add(index)
@@ -90,7 +80,7 @@ def _run_item(item: WorkItem, options: RunOptions, cache: DataModuleCache, resul
     except BaseException as exc:  # a user error (a bad budget, say) ends the item's cells
         for index, _ in item:
             if index not in ended:
-                results.put(("error", wid, index, {"reason": f"{type(exc).__name__}: {exc}"}))
+                results.put(("error", wid, index, f"{type(exc).__name__}: {exc}"))
 
 
 def gpu_slots(cells_per_device: int) -> list[str | None]:
@@ -100,18 +90,17 @@ def gpu_slots(cells_per_device: int) -> list[str | None]:
     return [str(d) for d in range(torch.cuda.device_count()) for _ in range(cells_per_device)]
 
 
-def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
+def iter_suite_parallel(plan: SuitePlan, options: RunOptions, workers: int,
                         plugin_files: tuple[str, ...] = (), cells_per_device: int = 1,
-                        progress: ProgressFn | None = None, plan: SuitePlan | None = None
-                        ) -> Iterator[tuple[Cell, dict[str, Any] | None, bool]]:
+                        progress: ProgressFn | None = None
+                        ) -> Iterator[tuple[Cell, Any, bool]]:
     """Like runner.iter_suite, with cells spread over worker processes (results arrive in
     completion order). The parent hands each worker one item at a time, so it always knows
     what a worker holds: if the worker dies, the cells it had started are recorded failed
     and the ones it had not started go to another worker."""
-    plan = plan or plan_suite(suite)
     total = len(plan.cells)
     devices: list[str | None] = []
-    if uses_gpu(options.accelerator):
+    if options.hardware.on_gpu:
         devices = gpu_slots(cells_per_device)
     if devices:
         workers = len(devices) if workers <= 0 else workers
@@ -189,7 +178,7 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
             held.get(wid, set()).discard(index)
             remaining -= 1
             if event == "error":
-                raise UserError(f"{cell.label}: {record['reason']}")
+                raise UserError(f"{cell.label}: {record}")
             if progress:
                 progress(PROGRESS_EVENT[event], cell, index, total, record)
             yield cell, record, event == "ran"
@@ -203,19 +192,18 @@ def iter_suite_parallel(suite: Suite, options: RunOptions, workers: int,
                 proc.join(timeout=5)
 
 
-def _died_record(cell: Cell, exitcode: int | None, options: RunOptions) -> dict[str, Any]:
-    """A failed record for the cell a dead worker was running; its claim is released."""
-    from .records import write_json_atomic
-    from .runner import make_datamodule, model_setup, new_record
-
-    dm = make_datamodule(cell.dataset)
-    _, _, spec, given = model_setup(cell, dm)
+def _died_record(cell: Cell, exitcode: int | None, options: RunOptions) -> Any:
+    """A failed record for the cell a dead worker was running. The kernel released the
+    worker's claim when it died; the record is written under a claim of this process."""
     how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else \
         f"exit code {exitcode}"
-    record = new_record(cell, dm, spec, given, options)
-    record.update(status="failed", reason=f"worker process died ({how}) while running this cell",
-                  time={"total_s": 0.0})
+    record = new_record(cell, make_datamodule(cell.dataset), options, status="failed",
+                        reason=f"worker process died ({how}) while running this cell")
     path = cell.path(options.results_dir)
-    write_json_atomic(path, record)
-    release_claim(lock_path(path))
+    claim = try_claim(path)
+    try:
+        record.write(path)
+    finally:
+        if claim is not None:
+            claim.release()
     return record

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from . import registry
-from .contract import DatasetSpec
-from .errors import UserError
+from .. import registry
+from ..contract import DatasetSpec
+from ..errors import UserError
 
 TOLERANCE = 0.10
 MAX_WIDTH = 1 << 14

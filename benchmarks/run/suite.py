@@ -19,8 +19,10 @@
     param_budgets = [10000, 100000]      # optional: one row per budget, width scaled
                                          # (a top-level param_budgets applies to all)
 
-Every model runs on every dataset it is compatible with; the `majority` baseline is added
-unless `baseline = false`. Nothing in a suite is evaluated as code.
+Every model runs on every dataset it is compatible with; the registered baseline models
+(those that declare baseline=True) are added unless `baseline = false`. Ids (a dataset's
+`id`, a model's `id` and the suite's name) are path components as they stand, checked
+here. Nothing in a suite is evaluated as code.
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .budget import format_budget
-from .errors import UserError
-from .trainer import COMPILE_MODES, OPTIMIZERS, TrainBudget
+from ..errors import UserError
+from ..train.budget import TrainBudget
+from .files import MAX_SEED, id_problem
 
-SUITES_DIR = Path(__file__).with_name("suites")
-BASELINE_MODEL = "majority"
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+
+
+def format_budget(budget: int) -> str:
+    """10000 -> '10k', 1500000 -> '1.5M' (a parameter budget in a model id)."""
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if budget >= div:
+            return f"{budget / div:g}{unit}"
+    return str(budget)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class Suite:
     datasets: tuple[DatasetConfig, ...]
     models: tuple[ModelConfig, ...]
     path: str = ""
+    baseline: bool = True   # add the registered baseline models (plan_suite does)
 
 
 _TOP_KEYS = {"description": str, "seeds": list, "budget": dict, "datasets": list,
@@ -117,14 +127,13 @@ def _toml_type(t: type) -> str:
 
 def make_budget(where: str, table: dict[str, Any]) -> TrainBudget:
     """A checked TrainBudget from a [budget] table; errors are one line naming `where`."""
-    fields = {f.name: f.type for f in dataclasses.fields(TrainBudget)}
-    types = {"int": int, "float": float, "str": str}
+    types = TrainBudget.field_types()
     values = {}
     for key, value in table.items():
-        if key not in fields:
+        if key not in types:
             raise UserError(f"{where}: unknown key {key!r} in [budget]; expected one of "
-                            f"{', '.join(fields)}")
-        want = types[str(fields[key])]
+                            f"{', '.join(types)}")
+        want = types[key]
         ok = isinstance(value, want) and not isinstance(value, bool)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
@@ -132,29 +141,45 @@ def make_budget(where: str, table: dict[str, Any]) -> TrainBudget:
             raise UserError(f"{where}: budget key {key!r} must be {_toml_type(want)}, "
                             f"got {value!r}")
         values[key] = value
-    budget = TrainBudget(**values)
-    if budget.max_epochs < 1 or budget.batch_size < 1 or budget.lr <= 0 or budget.batch_scale < 1:
-        raise UserError(f"{where}: budget needs max_epochs >= 1, batch_size >= 1, lr > 0 "
-                        "and batch_scale >= 1")
-    if budget.compile and budget.compile not in COMPILE_MODES:
-        raise UserError(f"{where}: budget compile {budget.compile!r} is not one of "
-                        f"{', '.join(COMPILE_MODES)} (or \"\" for none)")
-    if budget.optimizer not in OPTIMIZERS:
-        raise UserError(f"{where}: budget optimizer {budget.optimizer!r} is not one of "
-                        f"{', '.join(OPTIMIZERS)}")
-    return budget
+    try:
+        return TrainBudget(**values)
+    except ValueError as exc:  # a field outside its domain (lr = inf, weight_decay < 0)
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _checked_id(where: str, what: str, value: Any, seen: dict[str, str]) -> str:
+    """An id that is a valid path component and not a duplicate of another (compared
+    case-insensitively: on macOS "Parity" and "parity" are one folder)."""
+    problem = id_problem(value)
+    if problem:
+        raise UserError(f"{where}: {what} {problem}")
+    key = value.casefold()
+    if key in seen:
+        raise UserError(f"{where}: {what} {value!r} appears twice"
+                        + (f" (as {seen[key]!r})" if seen[key] != value else "")
+                        + "; give each an `id`")
+    seen[key] = value
+    return value
 
 
 def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Suite:
     """A Suite from parsed TOML, with one-line errors naming the file and key."""
     where = where or f"suite {name!r}"
+    problem = id_problem(name)
+    if problem:
+        raise UserError(f"{where}: the suite's name {problem} (rename the file or pass "
+                        "--suite-name)")
     _check_table(where, data, _TOP_KEYS)
     budget = make_budget(where, data.get("budget", {}))
     seeds = data.get("seeds", [0])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
                             for s in seeds):
-        raise UserError(f"{where}: seeds must be a non-empty list of integers >= 0")
-    datasets, seen = [], set()
+        raise UserError(f"{where}: seeds must be a non-empty list of integers in "
+                        f"0..{MAX_SEED}, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"{where}: seeds repeat: {seeds!r}")
+    datasets: list[DatasetConfig] = []
+    seen: dict[str, str] = {}
     for i, d in enumerate(data.get("datasets", [])):
         w = f"{where}: datasets[{i}]"
         if not isinstance(d, dict):
@@ -166,13 +191,11 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         if "budget" in d:  # checked and typed now, merged into each cell's budget by the runner
             merged = make_budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
             overrides = {k: getattr(merged, k) for k in d["budget"]}
-        cfg = DatasetConfig(d.get("id", d["name"]), d["name"], dict(d.get("params", {})),
-                            overrides)
-        if cfg.id in seen:
-            raise UserError(f"{w}: dataset id {cfg.id!r} appears twice; give each an `id`")
-        seen.add(cfg.id)
+        cfg = DatasetConfig(_checked_id(w, "dataset id", d.get("id", d["name"]), seen),
+                            d["name"], dict(d.get("params", {})), overrides)
         datasets.append(cfg)
-    models, seen = [], set()
+    models: list[ModelConfig] = []
+    seen = {}
     for i, m in enumerate(data.get("models", [])):
         w = f"{where}: models[{i}]"
         if not isinstance(m, dict):
@@ -189,18 +212,13 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
             raise UserError(f"{w}: param_budgets must be a list of positive integers")
         for b in budgets:
             base = m.get("id", m["name"])
-            cfg = ModelConfig(base if b is None else f"{base}@{format_budget(b)}", m["name"],
-                              dict(m.get("hparams", {})), tuple(pats), b)
-            if cfg.id in seen:
-                raise UserError(f"{w}: model id {cfg.id!r} appears twice; give each an `id`")
-            seen.add(cfg.id)
-            models.append(cfg)
+            mid = base if b is None else f"{base}@{format_budget(b)}"
+            models.append(ModelConfig(_checked_id(w, "model id", mid, seen), m["name"],
+                                      dict(m.get("hparams", {})), tuple(pats), b))
     if not datasets or not models:
         raise UserError(f"{where}: a suite needs at least one [[datasets]] and one [[models]]")
-    if data.get("baseline", True) and not any(m.name == BASELINE_MODEL for m in models):
-        models.append(ModelConfig(BASELINE_MODEL, BASELINE_MODEL))
     return Suite(name, data.get("description", ""), tuple(seeds), budget, tuple(datasets),
-                 tuple(models))
+                 tuple(models), baseline=data.get("baseline", True))
 
 
 def with_budget(suite: Suite, **changes: Any) -> Suite:
@@ -215,11 +233,29 @@ def with_budget(suite: Suite, **changes: Any) -> Suite:
     return dataclasses.replace(suite, budget=budget, datasets=datasets)
 
 
-def load_suite(name_or_path: str) -> Suite:
+def load_suite(name_or_path: str, suite_name: str | None = None) -> Suite:
+    """A built-in suite by name, or a suite file by path. A suite's records live under its
+    name, so a file elsewhere that is named like a built-in suite ("default.toml") would
+    write over that suite's records (the committed reference): it needs `suite_name`,
+    either another name or, to replace them on purpose, the built-in's own."""
     path = resolve_suite_path(name_or_path)
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"suite file {path} is not UTF-8 text ({exc.reason} at byte "
+                        f"{exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"suite file {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"suite file {path}: TOML syntax error: {exc}") from exc
-    suite = parse_suite(data, path.stem, where=f"suite file {path}")
+    builtin = path.resolve().parent == SUITES_DIR.resolve()
+    name = suite_name or path.stem
+    if suite_name is None and not builtin and path.stem in available_suites():
+        raise UserError(f"suite file {path} has the name of the built-in suite {path.stem!r}, "
+                        f"whose records (the reference) it would mix with; pass --suite-name "
+                        f"OTHER to name it, or --suite-name {path.stem} to replace them on "
+                        "purpose")
+    suite = parse_suite(data, name, where=f"suite file {path}")
     return dataclasses.replace(suite, path=str(path))

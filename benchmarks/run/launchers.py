@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .runner import Cell, RunOptions, SuitePlan
-from .suite import Suite
+from ..errors import UserError
+from .execute import RunOptions
+from .plan import Cell, SuitePlan
 
 
 @dataclass(frozen=True)
@@ -38,31 +38,30 @@ def run_one_cell(cell: Cell, options: RunOptions,
     """What one array task runs: one cell, with claims. The cell itself travels in the
     task (pickled by submitit), so what the command line changed (--model, --batch-scale,
     --compile) reaches the task exactly as planned."""
-    from . import registry
-    from .runner import make_datamodule, run_claimed
+    from .. import registry
+    from .plan import make_datamodule
+    from .serial import run_claimed
 
     registry.load_plugins(plugin_files)
     outcome, record = run_claimed(cell, make_datamodule(cell.dataset), options)
     return {"cell": cell.label, "outcome": outcome,
-            "status": record["status"] if record else "busy",
-            "reason": record.get("reason") if record else None}
+            "status": record.status if record else "busy",
+            "reason": record.reason if record else None}
 
 
-def submit_suite(suite: Suite, options: RunOptions, cluster: ClusterOptions,
-                 plugin_files: tuple[str, ...] = (), plan: SuitePlan | None = None) -> list[Any]:
+def submit_suite(plan: SuitePlan, options: RunOptions, cluster: ClusterOptions,
+                 plugin_files: tuple[str, ...] = ()) -> list[Any]:
     """Submit every unfinished cell as one job array; return submitit's jobs."""
     try:
         import submitit
     except ImportError as exc:
         raise UserError("--launcher needs submitit: pip install 'mlwm-bench[cluster]'") from exc
-    from .runner import DataModuleCache, finished_record, plan_suite
+    from .serial import finished_record
 
-    plan = plan or plan_suite(suite)
+    suite = plan.suite
     # absolute paths: array tasks may start in another working directory
     options = replace(options, results_dir=Path(options.results_dir).resolve())
-    cache = DataModuleCache()
-    pending = [cell for cell in plan.cells
-               if finished_record(cell, cache.get(cell.dataset), options) is None]
+    pending = [cell for cell in plan.cells if finished_record(cell, options) is None]
     if not pending:
         return []
     folder = Path(cluster.folder) / suite.name

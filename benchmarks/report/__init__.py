@@ -1,0 +1,1 @@
+"""Reporting: run records in, rows, tables, Markdown, CSV, HTML, plots and statistics out."""

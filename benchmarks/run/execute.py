@@ -1,0 +1,222 @@
+"""One cell's execution: train (or fit) the model the plan resolved, evaluate it, and
+write its record atomically. A failure in the cell becomes a `failed` record and the
+suite goes on; a model whose optional backend is missing is `skipped` with the reason."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import registry
+from ..contract import DatasetSpec
+from ..data import MathDataModule
+from ..errors import BackendUnavailable, UserError
+from ..train.hardware import Hardware
+from ..train.outcome import TrainOutcome
+from .environment import environment
+from .plan import Cell
+from .records import SCHEMA_VERSION, RunRecord
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and on what hardware cells run (not part of a cell's identity)."""
+
+    results_dir: Path = Path("results")
+    hardware: Hardware = field(default_factory=Hardware)
+    retry_failed: bool = True     # rerun cells whose record says failed
+    force: bool = False           # rerun every cell, finished or not
+    vectorise_seeds: bool = False  # train the seeds of a cell together (torch.func) where supported
+    logger: str = ""              # a Lightning logger per cell: csv, tensorboard or mlflow
+
+
+def _spec_fields(spec: DatasetSpec) -> dict[str, Any]:
+    s = spec.summary()
+    return {k: s[k] for k in ("task", "metric", "higher_is_better", "description", "view",
+                              "views", "num_outputs", "input_shape")} | {
+        "has_ood": spec.has_ood}
+
+
+def new_record(cell: Cell, dm: MathDataModule, options: RunOptions, **fields: Any) -> RunRecord:
+    """The record of a cell, from its plan: identity, configuration and environment; the
+    outcome's fields are given by the caller."""
+    entry = registry.get_model_entry(cell.model.name)
+    spec = dm.spec.for_view(cell.view)
+    data = {
+        "schema_version": SCHEMA_VERSION, "suite": cell.suite,
+        "dataset": {"id": cell.dataset.id, "name": dm.name, "version": dm.version,
+                    "params": dm.params, "content_hash": dm.content_hash or "",
+                    **_spec_fields(spec)},
+        "model": {"id": cell.model.id, "name": cell.model.name, "hparams": cell.hparams,
+                  "kind": entry.kind, "baseline": entry.baseline, "n_params": None,
+                  "param_budget": cell.model.param_budget},
+        "seed": cell.seed, "budget": cell.budget.to_dict(),
+        "status": "ok", "reason": None, "metrics": {}, "epochs": 0, "best_epoch": None,
+        "stopped_by": None, "time": {"total_s": 0.0}, "samples_per_s": None, "history": [],
+        "config_hash": cell.config_hash,
+        "environment": environment(options.hardware.accelerator),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    for key, value in fields.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return RunRecord.model_validate(data)
+
+
+def outcome_fields(out: TrainOutcome) -> dict[str, Any]:
+    """A TrainOutcome as record fields."""
+    return {"metrics": out.metrics, "epochs": out.epochs, "best_epoch": out.best_epoch,
+            "stopped_by": out.stopped_by, "samples_per_s": out.samples_per_s,
+            "history": out.history, "model": {"n_params": out.n_params, "details": out.details},
+            "time": {"train_s": out.train_s, "eval_s": out.eval_s}}
+
+
+def _logger(kind: str, cell: Cell, results_dir: Path) -> Any:
+    """A Lightning logger for one cell under results/logs/<suite>/<dataset>/<model>/seed<k>."""
+    if not kind:
+        return False
+    save = Path(results_dir) / "logs" / cell.suite / cell.dataset.id / cell.model.id
+    name = f"seed{cell.seed}"
+    if kind == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save, name=name, version="")
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save, name=name, version="")
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    return MLFlowLogger(experiment_name=cell.suite, run_name=f"{cell.label}",
+                        tracking_uri=f"file:{Path(results_dir).resolve() / 'mlruns'}")
+
+
+def train_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> TrainOutcome:
+    """Build the model of a cell and train or fit it (the datamodule is set up)."""
+    import lightning as L
+
+    from ..train.fitted import fit_model
+    from ..train.neural import train_neural
+
+    spec = dm.spec.for_view(cell.view)
+    L.seed_everything(cell.seed, workers=False, verbose=False)
+    model = registry.create_model(cell.model.name, spec, **cell.hparams)
+    if registry.get_model_entry(cell.model.name).kind == "fitted":
+        return fit_model(model, dm, spec, cell.seed)
+    return train_neural(model, dm, spec, cell.budget, options.hardware,
+                        _logger(options.logger, cell, options.results_dir))
+
+
+def prepare(cell: Cell, dm: MathDataModule) -> None:
+    """Generate (or load) the data and configure it for this cell's view and batches."""
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.configure(view=cell.view, batch_size=cell.budget.train_batch_size, seed=cell.seed,
+                 chunk=cell.budget.chunk or 1 << 30)
+
+
+def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
+             trained: TrainOutcome | None = None) -> RunRecord:
+    """Train and evaluate one cell; return its record (written atomically to disk).
+    `trained`: the outcome of a stacked run of several seeds, recorded through the same
+    code instead of training here."""
+    from ..train.evaluation import NonFiniteOutputs
+    from ..train.module import Diverged
+
+    entry = registry.get_model_entry(cell.model.name)
+    unavailable = entry.unavailable_reason()
+    t0 = time.perf_counter()
+    fields: dict[str, Any] = {}
+    try:
+        if unavailable:
+            fields = {"status": "skipped", "reason": unavailable}
+        else:
+            prepare(cell, dm)
+            fields["dataset"] = {"content_hash": dm.content_hash,
+                                 "sizes": {s: dm.split_size(s) for s in dm.splits}}
+            out = trained if trained is not None else train_cell(cell, dm, options)
+            if out.failed:  # a stacked member's failure, worded as the plain path's
+                fields.update(status="failed", reason=out.failed, model={"n_params": out.n_params})
+            else:
+                fields.update(outcome_fields(out))
+    except UserError:
+        raise
+    except BackendUnavailable as exc:
+        fields.update(status="skipped", reason=_one_line(exc))
+    except Diverged as exc:  # its message is the reason ("diverged: ...")
+        fields.update(status="failed", reason=str(exc))
+    except NonFiniteOutputs as exc:  # at test: the model, not the harness, is at fault
+        fields.update(status="failed", reason=_one_line(exc))
+    except MemoryError:
+        fields.update(status="failed", reason="MemoryError: the cell ran out of memory")
+    except Exception as exc:  # any bug or failure in one cell must not lose the others
+        fields.update(status="failed", reason=_one_line(exc),
+                      traceback=traceback.format_exc(limit=8))
+    if fields.get("status", "ok") == "ok" and not unavailable:
+        problem = _non_finite_primary(fields, dm.spec.metric)
+        if problem:
+            fields.update(status="failed", reason=problem)
+    if fields.get("status") in ("failed", "skipped"):
+        for key in ("metrics", "history", "epochs", "best_epoch", "stopped_by", "samples_per_s"):
+            fields.pop(key, None)  # a failed record holds no partial results
+        fields.get("model", {}).pop("details", None)
+    fields.setdefault("time", {})["total_s"] = time.perf_counter() - t0
+    fields = _finite(fields)
+    try:
+        record = new_record(cell, dm, options, **fields)
+    except ValueError as exc:  # a bug here must still leave a record of the cell
+        record = new_record(cell, dm, options, status="failed", time=fields["time"],
+                            reason=f"the record did not validate: {_one_line(exc)}")
+    if not secondary_rank():  # under DDP, rank 0 alone writes
+        path = cell.path(options.results_dir)
+        try:
+            record.write(path)
+        except OSError as exc:
+            raise UserError(f"cannot write the record {path} ({exc.strerror or exc}); the "
+                            "cells finished before it are saved: free the space or fix the "
+                            "folder and run the same command to resume") from None
+    return record
+
+
+def _non_finite_primary(fields: dict[str, Any], metric: str) -> str | None:
+    """Why an otherwise ok cell's primary metric cannot be trusted (NaN or infinite on
+    validation or test), or None."""
+    for split, values in fields.get("metrics", {}).items():
+        value = values.get(metric)
+        if split in ("val", "test") and (value is None or not _is_finite(value)):
+            return f"non-finite {split} {metric} ({value})"
+    return None
+
+
+def _is_finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and x == x and abs(x) != float("inf")
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and inf become None (a secondary metric, a learning-curve point): records are
+    strict JSON, and the primary metric was checked above."""
+    if isinstance(obj, float):
+        return obj if _is_finite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def secondary_rank() -> bool:
+    """True in a DDP process other than global rank 0 (Lightning sets these variables
+    for the processes it launches)."""
+    return any(os.environ.get(v, "0") not in ("", "0") for v in ("LOCAL_RANK", "NODE_RANK"))

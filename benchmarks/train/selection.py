@@ -1,0 +1,69 @@
+"""One selection and early-stopping state per trained model, shared by the plain path
+(BenchModule calls it at each epoch end) and the stacked path (one per member).
+
+At the end of epoch e, with the epoch's mean training loss and validation metrics:
+1. best weights: kept when the primary validation metric is finite and strictly better
+   than every earlier epoch's (the model is tested at these weights);
+2. divergence: a non-finite training loss ends the run as failed; so do non-finite model
+   outputs on the validation split (its metrics would be torchmetrics' reading of NaN);
+3. the epoch joins the learning curve;
+4. early stopping: `patience` epochs without a strict improvement of the monitored value
+   end the run (a NaN never counts as one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Selection:
+    monitor: str                    # the primary metric, as validation reports it
+    higher_is_better: bool
+    patience: int                   # 0: no early stopping
+    best_score: float = -math.inf   # sign * best finite value of the monitored metric
+    best_epoch: int = -1
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_state: Any = None          # whatever `state()` returned at the best epoch
+    stop_score: float = -math.inf   # early stopping's own best (NaN never wins)
+    wait: int = 0
+    epochs: int = 0                 # epochs completed
+    stopped_early: bool = False
+    failed: str | None = None       # the failed record's reason ("diverged: ...")
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.higher_is_better else -1.0
+
+    def end_epoch(self, epoch: int, mean_loss: float, val: dict[str, float],
+                  state: Callable[[], Any], val_problem: str | None = None) -> bool:
+        """Update with one finished epoch; True when training should stop here.
+        `val_problem`: why validation produced no metrics (non-finite outputs)."""
+        value = val.get(self.monitor, math.nan)
+        if math.isfinite(value) and self.sign * value > self.best_score:
+            self.best_score, self.best_epoch = self.sign * value, epoch
+            self.best_metrics = dict(val)
+            self.best_state = state()
+        if not math.isfinite(mean_loss):
+            self.failed = f"diverged: training loss became {mean_loss} at epoch {epoch}"
+            return True
+        if val_problem:
+            self.failed = val_problem
+            return True
+        row = {"epoch": epoch, "train/loss": round(mean_loss, 6)}
+        row.update({f"val/{k}": round(v, 6) for k, v in val.items()})
+        self.history.append(row)
+        self.epochs = epoch + 1
+        if self.patience > 0:
+            if self.sign * value > self.stop_score:  # False for NaN, as torch.gt
+                self.stop_score, self.wait = self.sign * value, 0
+            else:
+                self.wait += 1
+                if self.wait >= self.patience:
+                    self.stopped_early = True
+                    return True
+        return False
