@@ -4,6 +4,12 @@ Input: a partition lambda of n, as the multiset of its parts; every partition of
 [n_min, n_max], split at random. Target: log10 f^lambda (regression) or f^lambda mod 2
 (binary), where f^lambda = n! / prod of hook lengths is the dimension of the irreducible
 representation of S_n indexed by lambda (the number of standard Young tableaux).
+ood_n_max > n_max adds an ood_test split of the partitions of n in (n_max, ood_n_max].
+
+On that split log_dim extrapolates in its target, not only its input: log10 f grows with n
+(at most 11.1 for n <= 24; two thirds of n = 25..30 lie above that, up to 15.3), so a model
+must output values it never saw, and r2 there is relative to the OOD split's own spread;
+read mae beside it. Parts above n_max occur only there, as tokens no model has trained on.
 """
 
 from __future__ import annotations
@@ -44,6 +50,17 @@ def partitions_of(n: int) -> Iterator[list[int]]:
 def partition_count(n: int) -> int:
     """p(n), the number of partitions of n (sympy's partition function)."""
     return int(partition(n))
+
+
+def all_partitions(n_min: int, n_max: int) -> np.ndarray:
+    """Every partition of every n in [n_min, n_max], parts descending, 0-padded to n_max."""
+    rows = []
+    for n in range(n_min, n_max + 1):
+        parts = np.zeros((partition_count(n), n_max), dtype=np.int64)
+        for r, lam in enumerate(partitions_of(n)):
+            parts[r, :len(lam)] = lam
+        rows.append(parts)
+    return np.concatenate(rows)
 
 
 def hook_cells(parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +106,8 @@ class Partitions(MathDataModule):
 
     def __init__(self, n_min: int = 1, n_max: int = 24,
                  target: Literal["log_dim", "dim_parity"] = "log_dim", val_frac: float = 0.15,
-                 test_frac: float = 0.25, data_seed: int = 0) -> None:
+                 test_frac: float = 0.25, ood_n_max: int = 0, n_ood: int = 0,
+                 data_seed: int = 0) -> None:
         super().__init__()
         check_range("n_max", n_max, 1, 40, dataset="partitions")  # 215,307 partitions
         check_range("n_min", n_min, 1, n_max, dataset="partitions")
@@ -102,6 +120,15 @@ class Partitions(MathDataModule):
             raise UserError(f"dataset 'partitions': n_min={n_min}..n_max={n_max} gives only "
                             f"{total} partitions, too few to split (sizes {sizes}, each needs "
                             ">= 10); raise n_max")
+        check_range("ood_n_max", ood_n_max, n_max + 1, 40, dataset="partitions",
+                    zero_means="no OOD split")
+        check_range("n_ood", n_ood, 10, 1_000_000, dataset="partitions",
+                    zero_means="every partition")
+        longer = sum(partition_count(n) for n in range(n_max + 1, ood_n_max + 1))
+        if n_ood > longer:  # also catches n_ood without an OOD split (longer = 0)
+            raise UserError(f"dataset 'partitions': n_ood={n_ood} exceeds the {longer} "
+                            f"partitions of n in ({n_max}, ood_n_max={ood_n_max}]; lower n_ood "
+                            "or raise ood_n_max")
         self.save_hyperparameters()
 
     @staticmethod
@@ -109,28 +136,37 @@ class Partitions(MathDataModule):
         val, test = round(total * val_frac), round(total * test_frac)
         return {"train": total - val - test, "val": val, "test": test}
 
+    @property
+    def width(self) -> int:
+        """Longest partition of any split: every view is padded to it."""
+        return max(self.params["n_max"], self.params["ood_n_max"])
+
+    def split_arrays(self, parts: np.ndarray) -> dict[str, torch.Tensor]:
+        """The raw tensors of one split: its partitions and their targets."""
+        log_f, odd = dimension_targets(parts)
+        y = log_f if self.params["target"] == "log_dim" else odd
+        return {"parts": torch.from_numpy(parts.astype(np.int16)), "y": torch.from_numpy(y).float()}
+
     def generate(self) -> dict[str, dict[str, torch.Tensor]]:
         p = self.params
-        width, rows = p["n_max"], []
-        for n in range(p["n_min"], p["n_max"] + 1):
-            parts = np.zeros((partition_count(n), width), dtype=np.int64)
-            for r, lam in enumerate(partitions_of(n)):
-                parts[r, :len(lam)] = lam
-            rows.append(parts)
-        parts = np.concatenate(rows)
-        log_f, odd = dimension_targets(parts)
-        y = log_f if p["target"] == "log_dim" else odd
+        parts = all_partitions(p["n_min"], p["n_max"])
+        # a fixed finite set: data_seed decides only which split each partition lands in
         order = self.rng().permutation(len(parts))
         sizes = self.split_sizes(len(parts), p["val_frac"], p["test_frac"])
-        return {s: {"parts": torch.from_numpy(parts[order[sl]].astype(np.int16)),
-                    "y": torch.from_numpy(y[order[sl]]).float()}
-                for s, sl in split_counts(sizes).items()}
+        out = {s: self.split_arrays(parts[order[sl]]) for s, sl in split_counts(sizes).items()}
+        if p["ood_n_max"]:  # each split keeps its own width; make_view pads
+            ood = all_partitions(p["n_max"] + 1, p["ood_n_max"])
+            if p["n_ood"]:  # own stream, so the in-distribution splits do not change
+                ood = ood[np.sort(self.rng(1).choice(len(ood), size=p["n_ood"], replace=False))]
+            out["ood_test"] = self.split_arrays(ood)
+        return out
 
     def build_spec(self) -> DatasetSpec:
         p = self.params
-        w = p["n_max"]
+        w = self.width
         binary = p["target"] == "dim_parity"
         what = "f^lambda mod 2" if binary else "log10 f^lambda"
+        ood = f", OOD test on n up to {p['ood_n_max']}" if p["ood_n_max"] else ""
         return DatasetSpec(
             name=self.name, version=self.version,
             task=TaskType.BINARY if binary else TaskType.REGRESSION, num_outputs=1,
@@ -139,12 +175,16 @@ class Partitions(MathDataModule):
             views=(ViewSpec(Modality.SET, (w, 1)),
                    ViewSpec(Modality.SEQUENCE, (w,), vocab_size=w + 1),
                    ViewSpec(Modality.VECTOR, (w,))),
-            description=f"{what} for the partitions of {p['n_min']}..{w}", params=self.params)
+            description=f"{what} for the partitions of {p['n_min']}..{p['n_max']}{ood}",
+            params=self.params, has_ood=bool(p["ood_n_max"]))
 
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> object:
         parts = raw["parts"].long()  # descending, padded with 0
+        parts = torch.nn.functional.pad(parts, (0, self.width - parts.shape[1]), value=0)
         if modality is Modality.SEQUENCE:
             return parts  # part sizes are the tokens; 0 stays the padding token
+        # scaled by n_max, not the width, so the in-distribution inputs do not depend on the
+        # OOD setting; OOD parts above n_max come out above 1
         scaled = parts.float() / self.params["n_max"]
         if modality is Modality.SET:
             return {"x": scaled.unsqueeze(-1), "mask": parts > 0}
