@@ -3,7 +3,9 @@
 s a uniformly random permutation of {1..n}; label its descent set {i : s(i) > s(i+1)} as
 n-1 bits (multi-label). side=left takes the descents of the inverse (i+1 stands before
 i). The encoding (one-line values or the permutation matrix) is part of the identity,
-because it decides what is learnable.
+because it decides what is learnable. Ground truth (relevant_inputs): right descent i reads
+positions i and i+1 (rows i and i+1 of the matrix); left descent i reads where values i+1
+and i+2 stand (per row in one-line notation; columns i and i+1 of the matrix).
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ def random_permutations(rng: np.random.Generator, n: int, count: int) -> np.ndar
         count)
 
 
+GROUND_TRUTH = {
+    ("right", "oneline"): "descent i depends on positions i and i+1 only",
+    ("left", "oneline"): "left descent i depends on the positions of values i and i+1 only "
+                         "(different in each row)",
+    ("right", "matrix"): "descent i depends on rows i and i+1 of the permutation matrix only",
+    ("left", "matrix"): "left descent i depends on columns i and i+1 of the permutation "
+                        "matrix only",
+}
+
+
 @register_dataset("descents")
 class Descents(MathDataModule):
     """Descent set of a random permutation of S_n (multi-label, exact-set accuracy)."""
@@ -102,7 +114,38 @@ class Descents(MathDataModule):
         return DatasetSpec(
             name=self.name, version=self.version, task=TaskType.MULTILABEL, num_outputs=n - 1,
             metric="exact_match", views=views, params=self.params,
-            description=f"{side} descent set of a permutation of S_{n}, {enc} encoding")
+            description=f"{side} descent set of a permutation of S_{n}, {enc} encoding",
+            ground_truth=GROUND_TRUTH[side, enc])
+
+    def relevant_inputs(self, split: str, modality: Modality) -> torch.Tensor | None:
+        """Output i (0-based; the descent at i+1 in 1-based notation) against the inputs it
+        is a function of. Right: s(i) > s(i+1), so positions i and i+1, the same for every
+        row (1, n-1, ...). Left: value i+2 stands before value i+1, so the positions holding
+        those values, which differ per row (N, n-1, n) in one-line notation; in the matrix
+        (row = position, column = value - 1) they are columns i and i+1, fixed per output."""
+        n, side, enc = self.params["n"], self.params["side"], self.params["encoding"]
+        modality = Modality(modality)
+        if modality not in self.spec.modalities:
+            return None
+        out = torch.arange(n - 1)
+        if enc == "oneline":
+            if side == "right":
+                mask = torch.zeros(1, n - 1, n, dtype=torch.bool)
+                mask[0, out, out] = mask[0, out, out + 1] = True
+                return mask
+            perm = self._raw_split(split)["perm"].long()
+            where = torch.argsort(perm, dim=1)  # where[r, v - 1]: position of value v
+            mask = torch.zeros(len(perm), n - 1, n, dtype=torch.bool)
+            rows = torch.arange(len(perm))[:, None]
+            mask[rows, out, where[:, :-1]] = mask[rows, out, where[:, 1:]] = True
+            return mask
+        grid = torch.zeros(1, n - 1, 1, n, n, dtype=torch.bool)
+        if side == "right":
+            grid[0, out, 0, out, :] = grid[0, out, 0, out + 1, :] = True
+        else:
+            grid[0, out, 0, :, out] = grid[0, out, 0, :, out + 1] = True
+        # the vector view is the flattened matrix (make_view: matrix.flatten(1))
+        return grid if modality is Modality.IMAGE else grid.reshape(1, n - 1, n * n)
 
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> torch.Tensor:
         perm = raw["perm"].long()

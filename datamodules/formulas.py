@@ -3,7 +3,9 @@
 y = f(x) + noise, x uniform on a box, f one of the Nguyen benchmark polynomials and
 transcendental functions (Uy et al. 2011) or a Feynman equation (Udrescu & Tegmark 2020,
 AI Feynman), sampled on that benchmark's ranges. Noise is Gaussian with standard
-deviation `noise` times the std of the clean targets, added to every split.
+deviation `noise` times the std of the clean targets, added to every split. `distractors`
+appends that many input columns u1, u2, ... that the formula does not use, each sampled
+like one of the formula's variables, so that attributions have something to rule out.
 
 Run: mlwm run --dataset formulas --model operon --seed 0
 """
@@ -93,12 +95,27 @@ class Formulas(MathDataModule):
     smoke_params = {"formula": "nguyen1", "n_train": 64, "n_val": 32, "n_test": 64}
 
     def __init__(self, formula: str = "nguyen1", noise: float = 0.0, n_train: int = 2000,
-                 n_val: int = 500, n_test: int = 1000, data_seed: int = 0) -> None:
+                 n_val: int = 500, n_test: int = 1000, data_seed: int = 0,
+                 distractors: int = 0) -> None:
         super().__init__()
         get_formula(formula)
         check_range("noise", noise, 0.0, 10.0, dataset="formulas")
         check_split_sizes("formulas", n_train, n_val, n_test)
-        self.save_hyperparameters()
+        check_range("distractors", distractors, 0, 64, dataset="formulas")
+        # Without distractors the parameter stays out of the hyperparameters, so the cache
+        # key and the recorded dataset identity are those of the data made before it existed.
+        self.save_hyperparameters(ignore=["distractors"] if distractors == 0 else None)
+
+    @property
+    def distractors(self) -> int:
+        return int(self.params.get("distractors", 0))
+
+    def columns(self) -> list[tuple[str, float, float]]:
+        """(name, lo, hi) of every input column: the formula's variables, then the
+        distractors, distractor j sampled on the range of variable j mod d."""
+        ranges = list(self.formula.ranges)
+        return ranges + [(f"u{j + 1}", ranges[j % len(ranges)][1], ranges[j % len(ranges)][2])
+                         for j in range(self.distractors)]
 
     @property
     def formula(self) -> Formula:
@@ -116,20 +133,44 @@ class Formulas(MathDataModule):
         y = evaluate_formula(formula, x)
         if p["noise"] > 0:
             y = y + rng.normal(0.0, p["noise"] * float(np.std(y)), size=total)
+        if self.distractors:  # their own stream: the formula's columns and y do not change
+            extra = self.columns()[len(lo):]
+            lo_d = np.array([c[1] for c in extra], dtype=np.float64)
+            hi_d = np.array([c[2] for c in extra], dtype=np.float64)
+            u = lo_d + (hi_d - lo_d) * self.rng(1).random((total, len(extra)))
+            x = np.concatenate([x, u.astype(np.float32)], axis=1)
         return {s: {"x": torch.from_numpy(x[sl]), "y": torch.from_numpy(y[sl]).float()}
                 for s, sl in split_counts(sizes).items()}
 
+    def used_variables(self) -> list[str]:
+        """The variables that appear in the formula, in column order."""
+        used = {s.name for s in self.formula.sympy().free_symbols}
+        return [name for name, _, _ in self.columns() if name in used]
+
+    def relevant_inputs(self, split: str, modality: Modality) -> torch.Tensor | None:
+        """(1, 1, d): the columns of the variables that appear in the formula, the same
+        for every row; the distractors (and any unused variable) are False."""
+        if modality not in (Modality.TABULAR, Modality.VECTOR):
+            return None
+        used = set(self.used_variables())
+        return torch.tensor([[[name in used for name, _, _ in self.columns()]]])
+
     def build_spec(self) -> DatasetSpec:
-        formula, d = self.formula, len(self.formula.ranges)
-        ranges = ", ".join(f"{n}~U[{lo:g},{hi:g}]" for n, lo, hi in formula.ranges)
+        formula, columns = self.formula, self.columns()
+        d = len(columns)
+        ranges = ", ".join(f"{n}~U[{lo:g},{hi:g}]" for n, lo, hi in columns)
         noise = f", noise {self.params['noise']:g}" if self.params["noise"] else ""
+        unused = f", {self.distractors} unused" if self.distractors else ""
         return DatasetSpec(
             name=self.name, version=self.version, task=TaskType.REGRESSION, num_outputs=1,
             views=(ViewSpec(Modality.TABULAR, (d,)), ViewSpec(Modality.VECTOR, (d,))),
             metric="r2", params=self.params,
-            description=f"{formula.source}: y = {formula.expression}, {ranges}{noise}",
-            extra={"formula": str(formula.sympy()), "variables": formula.variables,
-                   "ranges": [[float(lo), float(hi)] for _, lo, hi in formula.ranges]})
+            description=f"{formula.source}: y = {formula.expression}, {ranges}{noise}{unused}",
+            ground_truth="the variables that appear in the formula ("
+                         f"{', '.join(self.used_variables())}); the distractors do not matter",
+            # every column's name and range (symbolic regression names its symbols by them)
+            extra={"formula": str(formula.sympy()), "variables": [c[0] for c in columns],
+                   "ranges": [[float(lo), float(hi)] for _, lo, hi in columns]})
 
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> torch.Tensor:
         return raw["x"]  # tabular and vector views are the same (N, d) tensor

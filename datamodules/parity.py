@@ -3,7 +3,8 @@
 parity: x in {0,1}^n, label x_1 xor ... xor x_n. sparse_parity: the xor of a hidden subset
 of k of the n bits, the subset fixed by data_seed. Strings are distinct across splits, so
 the test set measures generalisation to unseen strings, not memory. parity with ood_n > n
-adds an ood_test split of strings of length ood_n (length generalisation).
+adds an ood_test split of strings of length ood_n (length generalisation). Ground truth
+(relevant_inputs): parity depends on every real bit alike, sparse_parity on its k hidden bits.
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ class BitStrings(MathDataModule):
         return (ViewSpec(Modality.SEQUENCE, (self.width,), vocab_size=3),
                 ViewSpec(Modality.VECTOR, (self.width,)))
 
+    def bit_mask(self, positions: np.ndarray | slice) -> torch.Tensor:
+        """(1, 1, width): the same bit positions matter for every row and the one output,
+        in both views (a bit is one position of the sequence and one feature of the vector)."""
+        mask = torch.zeros(1, 1, self.width, dtype=torch.bool)
+        mask[0, 0, positions] = True
+        return mask
+
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> torch.Tensor:
         bits = raw["bits"].long()
         pad = self.width - bits.shape[1]
@@ -116,13 +124,23 @@ class Parity(BitStrings):
     def labels(self, bits: np.ndarray) -> np.ndarray:
         return parity_labels(bits)
 
+    def relevant_inputs(self, split: str, modality: Modality) -> torch.Tensor | None:
+        """Every real bit of the split (all n, ood_n in the OOD split), not the padding:
+        flipping any one of them flips the label."""
+        if modality not in (Modality.SEQUENCE, Modality.VECTOR):
+            return None
+        real = self.params["ood_n"] if split == "ood_test" else self.params["n"]
+        return self.bit_mask(slice(0, real))
+
     def build_spec(self) -> DatasetSpec:
         n, ood_n = self.params["n"], self.params["ood_n"]
         ood = f", OOD test on length {ood_n}" if ood_n else ""
         return DatasetSpec(
             name=self.name, version=self.version, task=TaskType.BINARY, num_outputs=1,
             views=self.views(), description=f"xor of {n} random bits{ood}",
-            params=self.params, has_ood=bool(ood_n))
+            params=self.params, has_ood=bool(ood_n),
+            ground_truth="every real bit matters equally (flipping any bit flips the label); "
+                         "padding does not matter")
 
 
 @register_dataset("sparse_parity")
@@ -148,9 +166,17 @@ class SparseParity(BitStrings):
     def labels(self, bits: np.ndarray) -> np.ndarray:
         return parity_labels(bits[:, self.hidden_subset()])
 
+    def relevant_inputs(self, split: str, modality: Modality) -> torch.Tensor | None:
+        """The k hidden bits, the same for every row; no other bit changes the label."""
+        if modality not in (Modality.SEQUENCE, Modality.VECTOR):
+            return None
+        return self.bit_mask(self.hidden_subset())
+
     def build_spec(self) -> DatasetSpec:
         n, k = self.params["n"], self.params["k"]
         return DatasetSpec(
             name=self.name, version=self.version, task=TaskType.BINARY, num_outputs=1,
             views=self.views(), description=f"xor of a hidden subset of {k} of {n} random bits",
-            params=self.params)
+            params=self.params,
+            # the positions stay out of the spec: model factories read it
+            ground_truth=f"the {k} hidden bits (hidden_subset()) and no other")
