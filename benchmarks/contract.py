@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from . import metrics as _metrics
+
 PAD = 0  # padding token of every sequence view
 
 
@@ -44,18 +46,13 @@ class TaskType(str, Enum):
     REGRESSION = "regression"
 
 
-# Metrics the shared LightningModule computes for each task type; the first is the
-# default primary metric. Direction is a property of the metric, never of the model.
+# What a metric is (its torchmetrics, direction, bounds, best constant) lives in one
+# table, benchmarks.metrics; the contract only names, per task type, which ones apply.
+# The first is the default primary metric. Direction is a property of the metric, never
+# of the model.
 TASK_METRICS: dict[TaskType, tuple[str, ...]] = {
-    TaskType.BINARY: ("acc", "f1"),
-    TaskType.MULTICLASS: ("acc", "f1_macro"),
-    TaskType.MULTILABEL: ("exact_match", "bit_acc", "f1_macro"),
-    TaskType.REGRESSION: ("r2", "mse", "mae"),
-}
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "acc": True, "f1": True, "f1_macro": True, "exact_match": True, "bit_acc": True,
-    "r2": True, "mse": False, "mae": False,
-}
+    TaskType(task): names for task, names in _metrics.TASK_METRICS.items()}
+HIGHER_IS_BETTER: dict[str, bool] = {n: m.higher_is_better for n, m in _metrics.METRICS.items()}
 
 
 class SpecError(ValueError):
@@ -115,7 +112,7 @@ class DatasetSpec:
         object.__setattr__(self, "views", tuple(self.views))
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "extra", dict(self.extra))
-        allowed = TASK_METRICS[self.task]
+        allowed = _metrics.task_metrics(self.task, self.integer_valued)
         if not self.metric:
             object.__setattr__(self, "metric", allowed[0])
         if self.metric not in allowed:

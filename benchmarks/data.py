@@ -14,11 +14,13 @@ batches, indexing whole tensors (no per-sample `__getitem__`, no `default_collat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,9 +35,7 @@ from .errors import UserError
 SPLITS = ("train", "val", "test", "ood_test")
 
 
-def cache_dir() -> Path:
-    """Where generated datasets are cached ($MLWM_CACHE, else ~/.cache/mlwm-bench)."""
-    return Path(os.environ.get("MLWM_CACHE", Path.home() / ".cache" / "mlwm-bench"))
+from .cache import cache_dir  # noqa: E402  (plugins and tests import it from here)
 
 
 # -- parameter validation helpers for datamodule constructors -------------------------
@@ -173,6 +173,22 @@ def _hash_tensors(raw: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
     return h.hexdigest()
 
 
+@functools.cache
+def code_fingerprint(cls: type) -> str:
+    """A short hash of the source files of a datamodule class and of its bases outside
+    Lightning (this file included): what generates the data."""
+    h = hashlib.sha256()
+    for klass in cls.__mro__:
+        module = sys.modules.get(klass.__module__)
+        path = getattr(module, "__file__", None)
+        if path and not klass.__module__.startswith(("lightning", "builtins", "torch")):
+            try:
+                h.update(Path(path).read_bytes())
+            except OSError:
+                h.update(klass.__qualname__.encode())
+    return h.hexdigest()[:10]
+
+
 def _param_slug(params: Mapping[str, Any]) -> str:
     text = ",".join(f"{k}={params[k]}" for k in sorted(params))
     slug = re.sub(r"[^A-Za-z0-9=,._-]", "", text)[:80]
@@ -234,7 +250,10 @@ class MathDataModule(L.LightningDataModule):
 
     @property
     def cache_path(self) -> Path:
-        return cache_dir() / f"{self.name}-v{self.version}-{_param_slug(self.params)}.pt"
+        """Name, version, parameters and a fingerprint of the generating code: data made by
+        other code (an edited generate() whose version was not bumped) is never served."""
+        return cache_dir() / (f"{self.name}-v{self.version}-{_param_slug(self.params)}"
+                              f"-code{code_fingerprint(type(self))}.pt")
 
     # -- Lightning hooks ---------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -243,31 +262,68 @@ class MathDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self._load_or_generate()
 
+    def drop_cache(self) -> None:
+        """Forget the data in memory and on disk, so the next use generates it afresh
+        (`--force`)."""
+        self._raw, self._views, self.content_hash = None, {}, ""
+        self.cache_path.unlink(missing_ok=True)
+
     def _load_or_generate(self) -> None:
         if self._raw is not None:
             return
         path = self.cache_path
         if path.is_file():
-            try:
-                blob = torch.load(path, weights_only=True)
-                self._raw, self.content_hash = blob["raw"], blob["content_hash"]
+            loaded = self._load_verified(path)
+            if loaded is not None:
+                self._raw, self.content_hash = loaded
                 return
-            except Exception:  # a torn or stale cache file is regenerated, never trusted
-                path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # torn, tampered or of another structure
         raw = self.generate()
-        unknown = set(raw) - set(SPLITS)
-        if unknown or not {"train", "val", "test"} <= set(raw):
-            raise RuntimeError(f"{self.name}.generate() must return train/val/test "
-                               f"(and optionally ood_test), got {sorted(raw)}")
+        problem = self._structure_problem(raw)
+        if problem:
+            raise RuntimeError(f"{self.name}.generate() {problem}")
         self._raw = {s: {k: v.contiguous() for k, v in d.items()} for s, d in raw.items()}
         self.content_hash = _hash_tensors(self._raw)
+        self._save(path)
+
+    def _structure_problem(self, raw: Any) -> str | None:
+        """Why `raw` is not this dataset's data layout, or None."""
+        if not isinstance(raw, Mapping) or not all(isinstance(d, Mapping) for d in raw.values()):
+            return "must return {split: {name: tensor}}"
+        unknown = set(raw) - set(SPLITS)
+        if unknown or not {"train", "val", "test"} <= set(raw):
+            return f"must return train/val/test (and optionally ood_test), got {sorted(raw)}"
+        for split, arrays in raw.items():
+            if not all(isinstance(t, torch.Tensor) for t in arrays.values()):
+                return f"must return tensors; split {split!r} holds other objects"
+            try:
+                num_rows(self.make_target(arrays))
+            except (KeyError, TypeError, IndexError) as exc:
+                return f"split {split!r} has no target ({type(exc).__name__}: {exc})"
+        return None
+
+    def _load_verified(self, path: Path) -> tuple[dict, str] | None:
+        """(raw, content hash) from a cache file whose content still hashes to what it
+        says and has this dataset's structure; None otherwise (it is then regenerated)."""
+        try:
+            blob = torch.load(path, weights_only=True)
+            raw, stored = blob["raw"], blob["content_hash"]
+            if self._structure_problem(raw) is None and _hash_tensors(raw) == stored:
+                return raw, stored
+        except Exception:  # unreadable, torn, not ours: never trusted
+            pass
+        return None
+
+    def _save(self, path: Path) -> None:
+        """Write the cache atomically; a failure (a full or read-only disk: torch.save
+        raises RuntimeError there, not OSError) costs only regeneration next time."""
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
             torch.save({"raw": self._raw, "content_hash": self.content_hash}, tmp)
             os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache only costs regeneration
+        except Exception:
+            tmp.unlink(missing_ok=True)
 
     # -- what the harness reads ----------------------------------------------------------
     @property

@@ -7,19 +7,22 @@
     def mlp(spec, hidden: int = 256, depth: int = 3) -> nn.Module: ...
 
 Registration happens by importing the plugin packages (`datamodules`, `models`), the
-`mlwm.plugins` entry points of installed distributions, and `--plugin file.py` files,
-all on first use. A name registered twice is an error; an unknown name is an error
-that lists the closest matches.
+`mlwm.plugins` entry points of installed distributions, and `--plugin file.py` files.
+The built-in packages are imported lazily: their source is read (not run) into an index
+of names, descriptions and parameters, so that `mlwm list`, a misspelt name or an unknown
+parameter answers in well under a second, and a plugin module is imported (with torch,
+Lightning, sympy ...) only when one of its entries is used. A name registered twice is an
+error; an unknown name is an error that lists the closest matches.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import fnmatch
 import importlib
 import importlib.util
 import inspect
-import pkgutil
 import sys
 import types
 import typing
@@ -81,7 +84,6 @@ class ModelEntry:
 
 _DATASETS: dict[str, DatasetEntry] = {}
 _MODELS: dict[str, ModelEntry] = {}
-_loaded = False
 
 
 def _first_doc_line(obj: Any) -> str:
@@ -172,27 +174,128 @@ def register_model(
     return wrap
 
 
-# -- loading plugins -------------------------------------------------------------------
-def load_plugins(extra_files: Iterable[str | Path] = ()) -> None:
-    """Import the built-in plugin packages and entry points (once), then plugin files."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for pkg_name in PLUGIN_PACKAGES:
-            pkg = importlib.import_module(pkg_name)
-            for info in pkgutil.iter_modules(pkg.__path__):
-                if not info.name.startswith("_"):
-                    importlib.import_module(f"{pkg_name}.{info.name}")
-        from importlib.metadata import entry_points
+# -- the index of the built-in plugins (their source, read without importing) -----------
+@dataclass(frozen=True)
+class IndexEntry:
+    """A registration found in a plugin package's source: enough to list it and to check
+    names and parameter names without importing its module."""
 
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                ep.load()
-            except Exception as exc:  # one broken plugin must not take the suite down
-                print(f"mlwm: warning: plugin entry point {ep.name!r} failed to load: {exc}",
-                      file=sys.stderr)
+    kind: str                         # "dataset" or "model"
+    name: str
+    module: str                       # e.g. "datamodules.parity"
+    description: str
+    params: tuple[tuple[str, str, str], ...]  # (name, annotation, default) as written
+    options: dict[str, Any] = field(default_factory=dict)  # literal decorator keywords
+
+
+_INDEX: dict[tuple[str, str], IndexEntry] | None = None
+_imported_all = False
+_entry_points_loaded = False
+
+
+def _decorator_call(dec: ast.expr) -> tuple[str, ast.Call] | None:
+    if isinstance(dec, ast.Call):
+        func = dec.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name in ("register_dataset", "register_model"):
+            return name.removeprefix("register_"), dec
+    return None
+
+
+def _signature_text(fn: ast.FunctionDef, skip: int) -> tuple[tuple[str, str, str], ...]:
+    args = fn.args.posonlyargs + fn.args.args
+    defaults = [None] * (len(args) - len(fn.args.defaults)) + list(fn.args.defaults)
+    out = [(a.arg, ast.unparse(a.annotation) if a.annotation else "",
+            ast.unparse(d) if d is not None else "")
+           for a, d in list(zip(args, defaults, strict=True))[skip:]]
+    out += [(a.arg, ast.unparse(a.annotation) if a.annotation else "",
+             ast.unparse(d) if d is not None else "")
+            for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=True)]
+    return tuple(out)
+
+
+def _index_file(path: Path, module: str) -> list[IndexEntry]:
+    """The registrations written in one plugin file (names given as string literals)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            continue
+        for dec in node.decorator_list:
+            hit = _decorator_call(dec)
+            if hit is None or not hit[1].args or not isinstance(hit[1].args[0], ast.Constant):
+                continue
+            kind, call = hit
+            doc = (ast.get_docstring(node) or "").strip().splitlines()
+            if kind == "dataset":
+                init = next((b for b in node.body if isinstance(b, ast.FunctionDef)
+                             and b.name == "__init__"), None)
+                params = _signature_text(init, 1) if init else ()
+            else:
+                params = _signature_text(node, 1)
+            options = {}
+            for kw in call.keywords:
+                if kw.arg:
+                    try:
+                        options[kw.arg] = ast.literal_eval(kw.value)
+                    except ValueError:
+                        pass
+            found.append(IndexEntry(kind, str(call.args[0].value), module,
+                                    doc[0] if doc else "", params, options))
+    return found
+
+
+def plugin_index() -> dict[tuple[str, str], IndexEntry]:
+    """(kind, name) -> IndexEntry for every registration in the built-in plugin packages."""
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = {}
+        for pkg_name in PLUGIN_PACKAGES:
+            spec = importlib.util.find_spec(pkg_name)
+            for folder in (spec.submodule_search_locations or []) if spec else []:
+                for path in sorted(Path(folder).glob("*.py")):
+                    if path.name.startswith("_"):
+                        continue
+                    for entry in _index_file(path, f"{pkg_name}.{path.stem}"):
+                        _INDEX[(entry.kind, entry.name)] = entry
+    return _INDEX
+
+
+# -- loading plugins -------------------------------------------------------------------
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # one broken plugin must not take the suite down
+            print(f"mlwm: warning: plugin entry point {ep.name!r} failed to load: {exc}",
+                  file=sys.stderr)
+
+
+def load_plugins(extra_files: Iterable[str | Path] = ()) -> None:
+    """Import every built-in plugin module and entry point (once), then plugin files."""
+    global _imported_all
+    if not _imported_all:
+        _imported_all = True
+        for module in sorted({e.module for e in plugin_index().values()}):
+            importlib.import_module(module)
+        _load_entry_points()
     for path in extra_files:
         load_plugin_file(path)
+
+
+def _import_for(kind: str, name: str) -> None:
+    """Import what registers `name`: its built-in module, else the entry points."""
+    entry = plugin_index().get((kind, name))
+    if entry is not None:
+        importlib.import_module(entry.module)
+    else:
+        _load_entry_points()
 
 
 _plugin_files: dict[Path, types.ModuleType] = {}
@@ -222,40 +325,70 @@ def load_plugin_file(path: str | Path) -> types.ModuleType:
 
 
 # -- lookup ----------------------------------------------------------------------------
+def _names(kind: str, table: dict[str, Any]) -> set[str]:
+    return set(table) | {n for k, n in plugin_index() if k == kind}
+
+
 def _unknown(kind: str, name: str, table: dict[str, Any]) -> UserError:
-    close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+    names = sorted(_names(kind, table))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return UserError(f"unknown {kind} {name!r}{hint} (`mlwm list` shows all {len(table)})")
+    return UserError(f"unknown {kind} {name!r}{hint} (`mlwm list` shows all {len(names)})")
+
+
+def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:
+    if name not in table:
+        _import_for(kind, name)
+    if name not in table:
+        raise _unknown(kind, name, table)
+    return table[name]
+
+
+def check_dataset_name(name: str) -> None:
+    """UserError for an unknown dataset name, without importing any plugin module."""
+    if name not in _names("dataset", _DATASETS):
+        _load_entry_points()
+        if name not in _DATASETS:
+            raise _unknown("dataset", name, _DATASETS)
+
+
+def check_model_name(name: str) -> None:
+    """UserError for an unknown model name, without importing any plugin module."""
+    if name not in _names("model", _MODELS):
+        _load_entry_points()
+        if name not in _MODELS:
+            raise _unknown("model", name, _MODELS)
 
 
 def get_dataset_entry(name: str) -> DatasetEntry:
-    load_plugins()
-    if name not in _DATASETS:
-        raise _unknown("dataset", name, _DATASETS)
-    return _DATASETS[name]
+    return _lookup("dataset", name, _DATASETS)
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    load_plugins()
-    if name not in _MODELS:
-        raise _unknown("model", name, _MODELS)
-    return _MODELS[name]
+    return _lookup("model", name, _MODELS)
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
     """Registered dataset names matching a shell-style wildcard, sorted."""
-    load_plugins()
-    return sorted(n for n in _DATASETS if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n in _names("dataset", _DATASETS) if fnmatch.fnmatchcase(n, pattern))
 
 
 def list_models(pattern: str = "*", modality: str | Modality | None = None) -> list[str]:
     """Registered model names matching a wildcard (and accepting `modality`), sorted."""
-    load_plugins()
-    names = [n for n in _MODELS if fnmatch.fnmatchcase(n, pattern)]
+    names = [n for n in _names("model", _MODELS) if fnmatch.fnmatchcase(n, pattern)]
     if modality is not None:
         m = Modality(modality)
-        names = [n for n in names if m in _MODELS[n].modalities]
+        names = [n for n in names if m in get_model_entry(n).modalities]
     return sorted(names)
+
+
+def baseline_models() -> list[str]:
+    """The models that declare baseline=True (every suite's baseline rows), from the index
+    and from the plugins registered so far."""
+    _load_entry_points()
+    indexed = {e.name for e in plugin_index().values()
+               if e.kind == "model" and e.options.get("baseline")}
+    return sorted(indexed | {n for n, e in _MODELS.items() if e.baseline})
 
 
 # -- typed arguments -------------------------------------------------------------------
@@ -327,7 +460,11 @@ def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
 def create_dataset(name: str, **params: Any) -> Any:
     """Instantiate a registered datamodule with checked parameters."""
     entry = get_dataset_entry(name)
-    return entry.cls(**bind_params("dataset", name, entry.params, params))
+    dm = entry.cls(**bind_params("dataset", name, entry.params, params))
+    if entry.params and not getattr(dm, "hparams", None):
+        raise UserError(f"dataset {name!r} ({entry.module}) did not record its parameters: "
+                        "call self.save_hyperparameters() at the end of its __init__")
+    return dm
 
 
 def create_model(name: str, spec: Any, **hparams: Any) -> Any:
@@ -341,11 +478,13 @@ def create_model(name: str, spec: Any, **hparams: Any) -> Any:
 
 
 def all_dataset_entries() -> list[DatasetEntry]:
+    """Every dataset entry (imports every plugin module)."""
     load_plugins()
     return [_DATASETS[n] for n in sorted(_DATASETS)]
 
 
 def all_model_entries() -> list[ModelEntry]:
+    """Every model entry (imports every plugin module)."""
     load_plugins()
     return [_MODELS[n] for n in sorted(_MODELS)]
 

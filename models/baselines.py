@@ -1,36 +1,35 @@
-"""Baselines every table is read against: the majority class, or the mean for regression.
+"""The baseline every table is read against: the best constant predictor for the
+dataset's primary metric, fitted on the training targets.
 
-The best constant predictor under the task's loss, fitted on the training targets:
-class frequencies as logits (binary, multiclass, per label for multilabel) or the mean.
+Which constant is best depends on the metric, not only the task (benchmarks/metrics.py
+derives each): the majority class for accuracy, all-positive for a binary F1 whenever
+positives exist (all-negative scores 0), the modal label set for exact match, the mean
+for R^2 and mse, the median for mae, the modal integer for exact accuracy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from benchmarks.contract import DatasetSpec, FittedModel, TaskType
+from benchmarks.metrics import metric
 from benchmarks.registry import register_model
 
 
 class ConstantPredictor(FittedModel):
-    """Predicts the training prior (as logits) or the training mean for every input."""
+    """Predicts, for every input, the constant raw output best for spec.metric on the
+    training targets (logits, log-probabilities or values, as a network would)."""
 
     def __init__(self, spec: DatasetSpec) -> None:
         self.spec = spec
         self.output: np.ndarray | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> ConstantPredictor:
-        eps = 1e-6
-        task = self.spec.task
-        if task is TaskType.MULTICLASS:
-            freq = np.bincount(y.astype(np.int64), minlength=self.spec.num_outputs) / len(y)
-            # the majority class gets the largest logit; ties go to the lowest class
-            self.output = np.log(freq + eps)
-        elif task in (TaskType.BINARY, TaskType.MULTILABEL):
-            p = np.clip(y.reshape(len(y), -1).mean(axis=0), eps, 1 - eps)
-            self.output = np.log(p / (1 - p))
-        else:
-            self.output = y.reshape(len(y), -1).mean(axis=0)
+        self.output = metric(self.spec.metric).best_constant(
+            np.asarray(y), self.spec.task, self.spec.num_outputs)
         self.n_params = int(self.output.size)
         return self
 
@@ -38,8 +37,27 @@ class ConstantPredictor(FittedModel):
         assert self.output is not None, "fit first"
         return np.tile(self.output, (len(x), 1)).astype(np.float32)
 
+    def describe(self, metrics: Mapping[str, Mapping[str, float]] | None = None
+                 ) -> dict[str, Any]:
+        """Which constant, in words and as the decision it encodes."""
+        assert self.output is not None, "fit first"
+        task, out = self.spec.task, self.output
+        if task is TaskType.MULTICLASS:
+            decision: Any = int(np.argmax(out))
+            what = f"class {decision}"
+        elif task in (TaskType.BINARY, TaskType.MULTILABEL):
+            # the output logits sit on the chosen side of 0 (never at 0)
+            decision = [int(v > 0) for v in out]
+            what = ("all-positive" if decision[0] else "all-negative") \
+                if task is TaskType.BINARY else f"label set {decision}"
+        else:
+            decision = [float(v) for v in out]
+            what = f"value {decision[0]:.6g}" if len(decision) == 1 else f"values {decision}"
+        return {"constant": {"metric": self.spec.metric, "decision": decision,
+                             "description": f"{what}, best constant for {self.spec.metric}"}}
 
-@register_model("majority", modalities=("vector", "tabular"), kind="fitted", baseline=True)
-def majority(spec: DatasetSpec) -> FittedModel:
-    """Majority class (classification) or mean (regression) of the training targets."""
+
+@register_model("constant", modalities=("vector", "tabular"), kind="fitted", baseline=True)
+def constant(spec: DatasetSpec) -> FittedModel:
+    """Best constant prediction for the dataset's primary metric (majority, mean, ...)."""
     return ConstantPredictor(spec)

@@ -111,7 +111,7 @@ def test_a_dead_worker_loses_only_its_own_cell(tmp_path, vectorise):
         mlp = json.loads((runs / "mlp" / f"seed{seed}.json").read_text())
         assert mlp["status"] == "ok"
         assert ("vectorised" in mlp["model"].get("details", {})) == vectorise
-        assert json.loads((runs / "majority" / f"seed{seed}.json").read_text())["status"] == "ok"
+        assert json.loads((runs / "constant" / f"seed{seed}.json").read_text())["status"] == "ok"
     assert not list((tmp_path / "r").rglob("*.lock"))
 
 
@@ -131,7 +131,7 @@ def test_submitit_local_executor_runs_the_suite_as_an_array(tmp_path, capsys):
                  "--model", "linear", "--batch-scale", "2"]) == 0
     assert "submitted 6 cells" in capsys.readouterr().out
     records = [json.loads(p.read_text()) for p in (results / "runs" / "smoke").rglob("seed*.json")]
-    assert len(records) == 6 and {r["model"]["name"] for r in records} == {"mlp", "majority", "linear"}
+    assert len(records) == 6 and {r["model"]["name"] for r in records} == {"mlp", "constant", "linear"}
     assert all(r["budget"]["batch_scale"] == 2 and r["status"] == "ok" for r in records)
 
 

@@ -24,7 +24,7 @@ def records_under(results: Path) -> list[Path]:
 def test_smoke_suite_end_to_end(results_dir, capsys):
     assert main(["benchmark", "--suite", "smoke", "--results", str(results_dir)]) == 0
     paths = records_under(results_dir)
-    assert len(paths) == 4  # 2 datasets x (mlp + majority baseline) x 1 seed
+    assert len(paths) == 4  # 2 datasets x (mlp + constant baseline) x 1 seed
     for path in paths:
         record = json.loads(path.read_text())
         jsonschema.validate(record, SCHEMA)
@@ -34,16 +34,16 @@ def test_smoke_suite_end_to_end(results_dir, capsys):
             record["model"]["id"] / f"seed{record['seed']}.json"
     mlp = read_record(results_dir / "runs/smoke/parity/mlp/seed0.json")
     assert mlp.epochs == 2 and len(mlp.history) == 2 and mlp.stopped_by == "max_epochs"
-    assert read_record(results_dir / "runs/smoke/parity/majority/seed0.json").stopped_by is None
+    assert read_record(results_dir / "runs/smoke/parity/constant/seed0.json").stopped_by is None
     assert mlp.environment.torch and mlp.environment.git_commit
     assert not list(results_dir.rglob("*.tmp")), "no temporary files are left behind"
 
     board = results_dir / "suites" / "smoke" / "leaderboard.md"
     text = board.read_text()
-    assert "## parity" in text and "## descents" in text and "majority (baseline)" in text
+    assert "## parity" in text and "## descents" in text and "constant (baseline)" in text
     rows = list(csv.DictReader((board.parent / "leaderboard.csv").open()))
     assert {(r["dataset"], r["model"]) for r in rows} == {
-        ("parity", "mlp"), ("parity", "majority"), ("descents", "mlp"), ("descents", "majority")}
+        ("parity", "mlp"), ("parity", "constant"), ("descents", "mlp"), ("descents", "constant")}
 
     before = {p: p.stat().st_mtime_ns for p in paths}
     capsys.readouterr()

@@ -70,7 +70,7 @@ def leak_check(cells: int) -> list[float]:
     """RSS after each of `cells` cells (parity and descents, MLP and baseline, new seeds)."""
     datasets = [DatasetConfig("parity", "parity", {"n": 16, "n_train": 2000, "n_val": 500, "n_test": 500}),
                 DatasetConfig("descents", "descents", {"n": 8, "n_train": 2000, "n_val": 500, "n_test": 500})]
-    models = [ModelConfig("mlp", "mlp", {"hidden": 64}), ModelConfig("majority", "majority")]
+    models = [ModelConfig("mlp", "mlp", {"hidden": 64}), ModelConfig("constant", "constant")]
     budget = TrainBudget(max_epochs=3, patience=0)
     cache, rss = DataModuleCache(), []
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..contract import HIGHER_IS_BETTER
+from ..metrics import METRICS
 from ..run.files import ID_PATTERN
 from .rows import Row, by_dataset, mean, std
 from .tables import dataset_label, direction, fmt_count
@@ -112,10 +112,16 @@ def _baselines(ax, rows: list[Row], vertical: bool, near: tuple[float, float] | 
             (ax.axvline if vertical else ax.axhline)(m, label=label, zorder=2.5, **style)
 
 
+def _top(metric: str) -> float:
+    """The metric's upper bound from the metric table (1 for the scores, inf for errors)."""
+    entry = METRICS.get(metric)
+    return entry.bounds[1] if entry is not None else math.inf
+
+
 def _cut(first: Row, values: list[float]) -> float:
     """Where the metric axis stops: -1 for metrics bounded above by 1 (accuracy, R^2), so
     that one diverged model (R^2 = -40) does not flatten the rest; else nowhere."""
-    return -1.0 if first.higher_is_better and max(values) <= 1.0 else -math.inf
+    return -1.0 if _top(first.metric) == 1.0 and max(values) <= 1.0 else -math.inf
 
 
 def bar_chart(rows: list[Row], styles: dict[str, tuple[Any, str]]):
@@ -219,9 +225,6 @@ def mean_curve(histories: list[list[dict[str, Any]]], key: str
             [_spread(list(c)) for c in columns])
 
 
-BOUNDED_BY_ONE = {m for m, higher in HIGHER_IS_BETTER.items() if higher}  # the scores, all <= 1
-
-
 def learning_curves(rows: list[Row], styles: dict[str, tuple[Any, str]]):
     """Validation metric per epoch for every model with recorded histories."""
     first = rows[0]
@@ -239,7 +242,7 @@ def learning_curves(rows: list[Row], styles: dict[str, tuple[Any, str]]):
         seen[r.model_name] = seen.get(r.model_name, 0) + 1
         ax.plot(epochs, m, color=colour, linestyle=style, linewidth=1.4,
                 label=f"{r.model_id} (n={len(r.histories)})")
-        top = 1.0 if first.metric in BOUNDED_BY_ONE else math.inf  # a band past 100% is noise
+        top = _top(first.metric)  # a band past 100% is noise
         ax.fill_between(epochs, [a - b for a, b in zip(m, s, strict=True)],
                         [min(a + b, top) for a, b in zip(m, s, strict=True)],
                         color=colour, alpha=0.15, linewidth=0)

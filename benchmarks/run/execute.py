@@ -31,6 +31,7 @@ class RunOptions:
     hardware: Hardware = field(default_factory=Hardware)
     retry_failed: bool = True     # rerun cells whose record says failed
     force: bool = False           # rerun every cell, finished or not
+    fresh_data: bool = False      # regenerate each dataset's cached files first (--force)
     vectorise_seeds: bool = False  # train the seeds of a cell together (torch.func) where supported
     logger: str = ""              # a Lightning logger per cell: csv, tensorboard or mlflow
 

@@ -132,8 +132,7 @@ def with_baselines(suite: Suite) -> tuple[ModelConfig, ...]:
     models = list(suite.models)
     if suite.baseline:
         named = {m.name for m in models}
-        models += [ModelConfig(e.name, e.name) for e in registry.all_model_entries()
-                   if e.baseline and e.name not in named]
+        models += [ModelConfig(n, n) for n in registry.baseline_models() if n not in named]
     return tuple(models)
 
 

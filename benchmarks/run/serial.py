@@ -85,17 +85,22 @@ def run_claimed(cell: Cell, dm: MathDataModule, options: RunOptions,
 
 
 class DataModuleCache:
-    """One dataset in memory at a time: cells are ordered dataset-major."""
+    """One dataset in memory at a time: cells are ordered dataset-major. With `fresh`
+    (`--force`), each dataset's cached file is regenerated the first time it is used."""
 
-    def __init__(self) -> None:
+    def __init__(self, fresh: bool = False) -> None:
         self.key: str | None = None
         self.dm: MathDataModule | None = None
+        self.fresh, self.refreshed = fresh, set()
 
     def get(self, cell: Cell) -> MathDataModule:
         cfg = cell.dataset
         key = f"{cfg.name}:{sorted(cfg.params.items())}"
         if key != self.key:
             self.key, self.dm = key, make_datamodule(cfg)
+            if self.fresh and key not in self.refreshed:
+                self.dm.drop_cache()
+                self.refreshed.add(key)
         return self.dm
 
 
@@ -185,7 +190,7 @@ def iter_suite(plan: SuitePlan, options: RunOptions, progress: ProgressFn | None
     with event "start" before and "end" after a cell, "resumed" for one finished before,
     "busy" for one claimed elsewhere."""
     total = len(plan.cells)
-    cache = DataModuleCache()
+    cache = DataModuleCache(fresh=options.fresh_data)
 
     def notify(event: str, index: int, record: Any) -> None:
         if progress:

@@ -47,7 +47,7 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
 
     torch.set_num_threads(setup.threads)
     registry.load_plugins(setup.plugin_files)
-    cache = DataModuleCache()
+    cache = DataModuleCache(fresh=setup.options.fresh_data)
     parent = os.getppid()
     results.put(("ready", wid, None, None))
     while True:

@@ -9,37 +9,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryF1Score,
-    MulticlassAccuracy,
-    MulticlassF1Score,
-    MultilabelAccuracy,
-    MultilabelExactMatch,
-    MultilabelF1Score,
-)
+from torchmetrics import MetricCollection
 
-from ..contract import TASK_METRICS, DatasetSpec, TaskType
+from ..contract import DatasetSpec, TaskType
+from ..metrics import metric, task_metrics
 
 
 def build_metrics(spec: DatasetSpec) -> MetricCollection:
-    """The torchmetrics of a task, keyed by the names in contract.TASK_METRICS."""
-    k = spec.num_outputs
-    made = {
-        TaskType.BINARY: lambda: {"acc": BinaryAccuracy(), "f1": BinaryF1Score()},
-        TaskType.MULTICLASS: lambda: {
-            "acc": MulticlassAccuracy(k, average="micro"),
-            "f1_macro": MulticlassF1Score(k, average="macro")},
-        TaskType.MULTILABEL: lambda: {
-            "exact_match": MultilabelExactMatch(k), "bit_acc": MultilabelAccuracy(k, average="micro"),
-            "f1_macro": MultilabelF1Score(k, average="macro")},
-        TaskType.REGRESSION: lambda: {
-            "r2": R2Score(multioutput="uniform_average"), "mse": MeanSquaredError(),
-            "mae": MeanAbsoluteError()},
-    }[spec.task]()
-    assert tuple(made) == TASK_METRICS[spec.task]
-    return MetricCollection(made)
+    """The torchmetrics of a dataset, from the one metric table (benchmarks.metrics):
+    its task's metrics, with exact accuracy where the targets are integers."""
+    names = task_metrics(spec.task, spec.integer_valued)
+    return MetricCollection({n: metric(n).build(spec.task, spec.num_outputs) for n in names})
 
 
 def shape_outputs(outputs: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
