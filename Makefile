@@ -9,6 +9,8 @@ TORCH_INDEX ?=
 EXTRAS ?= all
 SUITE ?= default
 WORKERS ?= 2
+RESULTS ?= results-local
+REFERENCE ?= results
 ARGS ?=
 
 BIN := $(VENV)/bin
@@ -30,11 +32,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install torch (TORCH_SPEC) and the project with extras
 
-benchmark: install ## run the default suite (SUITE=..., WORKERS=2 cells at once) and write results/leaderboard.*
-	$(BIN)/mlwm benchmark --suite $(SUITE) --workers $(WORKERS) $(ARGS)
+benchmark: install ## run the default suite into results-local/ (WORKERS=2 cells at once) and compare it with the reference in results/
+	$(BIN)/mlwm benchmark --suite $(SUITE) --workers $(WORKERS) --results $(RESULTS) --against $(REFERENCE) $(ARGS)
 
-smoke: install ## run the smoke suite (seconds) into results/suites/smoke
-	$(BIN)/mlwm benchmark --suite smoke $(ARGS)
+smoke: install ## run the smoke suite (seconds) into results-local/suites/smoke
+	$(BIN)/mlwm benchmark --suite smoke --results $(RESULTS) $(ARGS)
 
 test: install ## run the tests (without the slow ones)
 	$(BIN)/python -m pytest -m "not slow" -q $(ARGS)
@@ -42,8 +44,8 @@ test: install ## run the tests (without the slow ones)
 test-all: install ## run every test, slow ones included
 	$(BIN)/python -m pytest -q $(ARGS)
 
-leaderboard: install ## rebuild the leaderboard tables from results/runs
-	$(BIN)/mlwm leaderboard --suite $(SUITE)
+leaderboard: install ## rebuild the reference leaderboard tables from results/runs
+	$(BIN)/mlwm leaderboard --suite $(SUITE) --results $(REFERENCE)
 
 lint: install ## ruff over the code
 	$(BIN)/python -m ruff check benchmarks datamodules models tests

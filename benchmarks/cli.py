@@ -1,4 +1,4 @@
-"""The `mlwm` command line: list, run, benchmark, leaderboard, rerun.
+"""The `mlwm` command line: parsing and orchestration only.
 
     mlwm list                                        registered datasets and models
     mlwm run --dataset parity --model mlp --seed 0   one cell, prints its test metric
@@ -6,14 +6,21 @@
     mlwm leaderboard --suite default                 rebuild the tables from the records
     mlwm compare --models gru,lstm --datasets 'dyck*'   significance over seeds
     mlwm rerun results/runs/default/parity/mlp/seed0.json   reproduce one record
+    mlwm check --plugin my_plugin.py                 the contract checks on a plugin
 
-Errors a user can cause print one line and exit with code 2.
+Errors a user can cause print one line and exit with code 2. Nothing heavy (torch,
+Lightning) is imported before the command's input has been checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import hashlib
 import json
+import os
+import signal
 import sys
 import time
 import tomllib
@@ -21,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+
+LOGGERS = ("csv", "tensorboard", "mlflow")
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
@@ -38,62 +47,106 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _console():
+    """A rich console; not a terminal (CI, a log file): wide lines, no wrapping."""
     from rich.console import Console
 
     console = Console()
-    # not a terminal (CI, a log file): wide lines rather than 80-column wrapping
     return console if console.is_terminal else Console(width=200)
 
 
 # -- list -------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    import fnmatch
-
+    """Datasets (parameters, views, task, metric) and models (views, kind, availability).
+    --datasets narrows the models to those that accept one of the chosen datasets' views;
+    --models narrows the datasets to those one of the chosen models can read."""
     from rich.table import Table
 
     from . import registry
+    from .catalogue import catalogue, parameters_text
 
+    info = catalogue(refresh=args.refresh)
+    index = registry.plugin_index()
+    datasets = [n for n in registry.list_datasets(args.datasets)]
+    models = [n for n in registry.list_models(args.models)]
+    if not datasets or not models:
+        what = "dataset" if not datasets else "model"
+        pattern = args.datasets if not datasets else args.models
+        raise UserError(f"no {what} matches {pattern!r}; `mlwm list` shows them all")
+
+    def ds_info(name: str) -> dict[str, Any]:
+        if name in info["datasets"]:
+            return info["datasets"][name]
+        spec = registry.get_dataset_entry(name).cls().spec  # a plugin file's: live
+        return {"views": [m.value for m in spec.modalities], "task": spec.task.value,
+                "metric": spec.metric, "note": ""}
+
+    def model_info(name: str) -> dict[str, Any]:
+        if name in info["models"]:
+            return info["models"][name]
+        e = registry.get_model_entry(name)
+        return {"accepts": [m.value for m in e.modalities], "kind": e.kind,
+                "width": e.width or "", "unavailable": e.unavailable_reason() or ""}
+
+    if args.datasets != "*" and args.models == "*":
+        views = {v for d in datasets for v in ds_info(d)["views"]}
+        models = [m for m in models if views & set(model_info(m)["accepts"])]
+    if args.models != "*" and args.datasets == "*":
+        accepted = {v for m in models for v in model_info(m)["accepts"]}
+        datasets = [d for d in datasets if accepted & set(ds_info(d)["views"])]
     console = _console()
     ds = Table(title="Datasets", title_justify="left")
-    for col in ("name", "modality (views)", "task", "metric", "description"):
-        ds.add_column(col)
-    for entry in registry.all_dataset_entries():
-        if not fnmatch.fnmatchcase(entry.name, args.datasets):
-            continue
-        try:
-            spec = entry.cls().spec
-            views = ", ".join(m.value for m in spec.modalities)
-            arrow = "↑" if spec.higher_is_better else "↓"
-            ds.add_row(entry.name, views, spec.task.value, f"{spec.metric} {arrow}",
-                       entry.description)
-        except UserError as exc:  # a dataset that needs a parameter (a directory, say)
-            ds.add_row(entry.name, "", "", "", f"{entry.description} ({exc})")
+    for col in ("name", "views (native first)", "task", "metric", "parameters", "description"):
+        ds.add_column(col, overflow="fold")
+    for name in datasets:
+        row = ds_info(name)
+        entry = index.get(("dataset", name))
+        params = parameters_text(entry) if entry else ", ".join(
+            f"{p.name} = {p.default!r}" for p in registry.get_dataset_entry(name).params)
+        desc = entry.description if entry else registry.get_dataset_entry(name).description
+        ds.add_row(name, ", ".join(row["views"]), row["task"], row["metric"], params,
+                   desc + (f" ({row['note']})" if row["note"] else ""))
     console.print(ds)
     ms = Table(title="Models", title_justify="left")
     for col in ("name", "accepts", "kind", "width", "available", "description"):
-        ms.add_column(col)
-    for entry in registry.all_model_entries():
-        if not fnmatch.fnmatchcase(entry.name, args.models):
-            continue
-        why = entry.unavailable_reason()
-        kind = entry.kind + (" baseline" if entry.baseline else "")
-        ms.add_row(entry.name, ", ".join(m.value for m in entry.modalities), kind,
-                   entry.width or "", "yes" if why is None else f"no: {why}", entry.description)
+        ms.add_column(col, overflow="fold")
+    for name in models:
+        row = model_info(name)
+        entry = index.get(("model", name))
+        desc = entry.description if entry else registry.get_model_entry(name).description
+        ms.add_row(name, ", ".join(row["accepts"]), row["kind"], row["width"],
+                   "yes" if not row["unavailable"] else f"no: {row['unavailable']}", desc)
     console.print(ms)
     return 0
 
 
-# -- run one cell ----------------------------------------------------------------------
+# -- options shared by the commands that train ----------------------------------------
 def _options(args: argparse.Namespace):
     from .run.execute import RunOptions
-    from .train.hardware import Hardware
+    from .train.hardware import Hardware, check_hardware
 
-    results = Path(args.results)
-    check_writable(results)
     hardware = Hardware(accelerator=args.accelerator, devices=args.devices,
                         strategy=args.strategy, num_nodes=args.num_nodes)
+    check_hardware(hardware)
+    if args.logger:
+        _check_logger(args.logger)
+    results = Path(args.results)
+    check_writable(results)
     return RunOptions(results_dir=results, hardware=hardware, force=args.force,
-                      vectorise_seeds=getattr(args, "vectorise_seeds", False))
+                      fresh_data=args.force and not getattr(args, "keeps_data", False),
+                      vectorise_seeds=getattr(args, "vectorise_seeds", False),
+                      logger=args.logger or "")
+
+
+def _check_logger(kind: str) -> None:
+    import importlib.util
+
+    needs = {"csv": None, "tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
+    if kind not in needs:
+        raise UserError(f"--logger {kind!r} is not one of {', '.join(LOGGERS)}")
+    packages = needs[kind]
+    if packages and not any(importlib.util.find_spec(p) for p in packages):
+        raise UserError(f"--logger {kind} needs the package {packages[0]!r}: "
+                        f"pip install {packages[0]}")
 
 
 def check_writable(results: Path) -> None:
@@ -110,35 +163,16 @@ def check_writable(results: Path) -> None:
                         "pass --results DIR with a writable folder") from exc
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from . import registry
-    from .run.execute import run_cell, secondary_rank
-    from .run.plan import make_cell
-    from .run.suite import DatasetConfig, ModelConfig, make_budget
+def set_threads(requested: int, workers: int = 1, on_gpu: bool = False) -> int:
+    """Torch's intra-op threads for this process. 0 (the default) means one per process:
+    on a 2-core machine, 2 threads were at best 1.4x faster than 1 (a CNN, quiet machine)
+    and up to 10x slower (a GRU or a GCN beside another process), so one thread is the
+    default, measured by `python -m benchmarks.perf.threads` (results/perf.md)."""
+    import torch
 
-    registry.get_dataset_entry(args.dataset)
-    registry.get_model_entry(args.model)
-    dcfg = DatasetConfig(args.dataset, args.dataset, parse_assignments(args.param, "--param"))
-    mcfg = ModelConfig(args.model, args.model, parse_assignments(args.hparam, "--hparam"))
-    budget_kw = {k: v for k, v in (("max_epochs", args.max_epochs), ("lr", args.lr),
-                                   ("batch_size", args.batch_size)) if v is not None}
-    budget = make_budget("command line", {**budget_kw, **_speed_flags(args)})
-    cell = make_cell("run", dcfg, mcfg, args.seed, budget)
-    from .run.plan import make_datamodule
-
-    record = run_cell(cell, make_datamodule(dcfg), _options(args))
-    if secondary_rank():
-        return 0  # a DDP peer: rank 0 reports
-    metric = record.dataset.metric
-    path = cell.path(Path(args.results))
-    if record.status != "ok":
-        print(f"{cell.label}: {record.status}: {record.reason}  (record: {path})")
-        return 1
-    test = record.metrics["test"][metric]
-    val = record.metrics["val"].get(metric)
-    print(f"{cell.label}: test {metric} = {test:.4f}  (val {val:.4f}, "
-          f"{record.model.n_params} params, {record.time.train_s:.1f} s)  record: {path}")
-    return 0
+    threads = requested if requested > 0 else 1
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _speed_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,6 +180,75 @@ def _speed_flags(args: argparse.Namespace) -> dict[str, Any]:
     its record is rerun, not resumed)."""
     return {k: v for k, v in (("batch_scale", args.batch_scale), ("compile", args.compile))
             if v is not None}
+
+
+# -- run one cell ----------------------------------------------------------------------
+def _short_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One cell. With --suite, the suite's budget (and, for a dataset or model id of the
+    suite, its parameters and overrides) make exactly that suite cell; flags win over it.
+    The record's path names the dataset and model with a hash of their parameters, so
+    runs of different parameters never overwrite each other."""
+    from . import registry
+    from .run.suite import DatasetConfig, ModelConfig, load_suite, make_budget
+
+    suite = load_suite(args.suite) if args.suite else None
+    dcfg = next((d for d in suite.datasets if d.id == args.dataset), None) if suite else None
+    mcfg = next((m for m in suite.models if m.id == args.model), None) if suite else None
+    if dcfg is None:
+        registry.check_dataset_name(args.dataset)
+        dcfg = DatasetConfig(args.dataset, args.dataset, {})
+    if mcfg is None:
+        registry.check_model_name(args.model)
+        mcfg = ModelConfig(args.model, args.model)
+    dcfg = dataclasses.replace(dcfg, params={**dcfg.params,
+                                             **parse_assignments(args.param, "--param")})
+    mcfg = dataclasses.replace(mcfg, hparams={**mcfg.hparams,
+                                              **parse_assignments(args.hparam, "--hparam")})
+    registry.check_params("dataset", dcfg.name, dcfg.params)
+    registry.check_params("model", mcfg.name, mcfg.hparams)
+    base = dataclasses.asdict(suite.budget) if suite else {}
+    base.update(dcfg.budget)
+    flags = {k: v for k, v in (("max_epochs", args.max_epochs), ("lr", args.lr),
+                               ("batch_size", args.batch_size), ("patience", args.patience),
+                               ("max_time_s", args.max_time)) if v is not None}
+    budget = make_budget("command line", {**base, **flags, **_speed_flags(args)})
+    options = _options(args)
+    set_threads(args.threads)
+
+    from .run.execute import run_cell, secondary_rank
+    from .run.plan import make_cell, make_datamodule
+
+    dm = make_datamodule(dcfg)
+    cell = make_cell("run", dcfg, mcfg, args.seed, budget, dm)
+    suite_hash = None
+    if suite is not None:
+        suite_hash = make_cell(suite.name, dcfg, mcfg, args.seed, budget, dm).config_hash
+    ids = {"dataset": f"{dcfg.id}-{_short_hash(dm.params)}",
+           "model": f"{mcfg.id}-{_short_hash([cell.identity['model'], cell.identity['budget']])}"}
+    label = f"{dcfg.id} · {mcfg.id} · seed {args.seed}"
+    cell = dataclasses.replace(cell, dataset=dataclasses.replace(dcfg, id=ids["dataset"]),
+                               model=dataclasses.replace(mcfg, id=ids["model"]))
+    if options.fresh_data:
+        dm.drop_cache()
+    record = run_cell(cell, dm, options)
+    if secondary_rank():
+        return 0  # a DDP peer: rank 0 reports
+    path = cell.path(options.results_dir)
+    same = f"; the configuration of suite {suite.name}'s cell (config hash {suite_hash})" \
+        if suite_hash else ""
+    if record.status != "ok":
+        print(f"{label}: {record.status}: {record.reason}  (record: {path})")
+        return 1
+    metric = record.dataset.metric
+    print(f"{label}: test {metric} = {record.primary_test:.4f}  (val "
+          f"{record.metrics['val'].get(metric, float('nan')):.4f}, {record.model.n_params} "
+          f"params, {record.time.train_s:.1f} s, {record.environment.threads} thread(s))"
+          f"{same}  record: {path}")
+    return 0
 
 
 # -- suites ------------------------------------------------------------------------------
@@ -179,7 +282,8 @@ class SuiteProgress:
         if self.progress is not None:
             self.progress.__exit__(*exc)
 
-    def __call__(self, event: str, cell: Any, index: int, total: int, record: dict | None) -> None:
+    def __call__(self, event: str, cell: Any, index: int, total: int, record: Any) -> None:
+        """One progress event of the runner: start, end, resumed or busy."""
         if self.progress is not None and self.task is None:
             self.task = self.progress.add_task("", total=total)
         if event == "busy":
@@ -208,39 +312,71 @@ class SuiteProgress:
             text, markup=False, highlight=False)
 
 
+def _load_suite(args: argparse.Namespace):
+    """The suite, with its dataset and model names and parameters checked against the
+    plugins' source (before anything heavy is imported)."""
+    from . import registry
+    from .run.suite import load_suite
+
+    suite = load_suite(args.suite, getattr(args, "suite_name", None))
+    for d in suite.datasets:
+        registry.check_dataset_name(d.name)
+        registry.check_params("dataset", d.name, d.params)
+    for m in suite.models:
+        registry.check_model_name(m.name)
+        registry.check_params("model", m.name, m.hparams)
+    return suite
+
+
 def _facts(plan: Any) -> Any:
     from .report.build import PlanFacts
 
-    return PlanFacts(current=plan.current_hashes(), cannot_run=plan.cannot_run)
+    return PlanFacts(current=plan.current_hashes(), cannot_run=plan.cannot_run,
+                     incompatible=plan.incompatible)
+
+
+def _left_out_lines(plan: Any) -> list[str]:
+    """The pairs a suite asked for that cannot run, one line per (model, reason)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for dataset, model, reason in plan.incompatible:
+        grouped.setdefault((model, reason.split(";")[0]), []).append(dataset)
+    return [f"  left out: {model} on {', '.join(sorted(ds))}: {why}"
+            for (model, why), ds in sorted(grouped.items())]
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .report.build import build_leaderboard
-    from .run.plan import plan_suite
-    from .run.serial import iter_suite
-    from .run.suite import load_suite, with_budget
+    from .run.suite import ModelConfig, with_budget
 
-    suite = with_budget(load_suite(args.suite), **_speed_flags(args))
+    suite = with_budget(_load_suite(args), **_speed_flags(args))
     if args.model:  # models added on the command line (a plugin's model, say)
-        import dataclasses
-
         from . import registry
-        from .run.suite import ModelConfig
 
         extra = []
         for name in args.model:
-            registry.get_model_entry(name)
+            registry.check_model_name(name)
             if all(m.id != name for m in suite.models):
                 extra.append(ModelConfig(name, name))
         suite = dataclasses.replace(suite, models=suite.models + tuple(extra))
     options = _options(args)
-    plan = plan_suite(suite)  # names, parameters and budgets checked before training
+    if args.against and not Path(args.against, "runs").is_dir():
+        raise UserError(f"--against {args.against}: no runs/ folder of records there")
+    set_threads(args.threads, args.workers, options.hardware.on_gpu)
+    from .report.build import build_leaderboard
+    from .run.plan import plan_suite
+
+    plan = plan_suite(suite)  # widths and views resolved, pairs checked, before training
     if args.launcher != "none":
         return _benchmark_on_cluster(args, plan, options)
     console = _console()
+    note = options.hardware.note()
+    if note:
+        console.print(note, markup=False)
     console.print(f"suite [bold]{suite.name}[/]: {len(plan.cells)} cells "
                   f"({len(suite.datasets)} datasets, {len(suite.models)} models, "
-                  f"{len(suite.seeds)} seeds); {len(plan.incompatible)} incompatible pairs left out")
+                  f"{len(suite.seeds)} seeds) into {options.results_dir}; "
+                  f"{len(plan.incompatible)} incompatible pairs left out")
+    for line in _left_out_lines(plan):
+        console.print(line, markup=False, highlight=False)
     t0 = time.perf_counter()
     ran = 0
     statuses: dict[str, int] = {}
@@ -251,6 +387,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             cells = iter_suite_parallel(plan, options, args.workers, tuple(args.plugin),
                                         args.cells_per_device, progress=progress)
         else:
+            from .run.serial import iter_suite
+
             cells = iter_suite(plan, options, progress=progress)
         for _, record, was_run in cells:
             ran += was_run
@@ -259,21 +397,30 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     t1 = time.perf_counter()
     board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan))
-    from .run.files import write_text_atomic
-
     if ran == len(plan.cells):  # only a whole run's timing stands for the suite's cost:
         # a resumed or rebuilt run never overwrites it (read by benchmarks.perf.suite_time)
+        from .run.files import write_text_atomic
+
         write_text_atomic(board.paths[0].parent / "suite_run.json", json.dumps({
             "suite": suite.name, "wall_s": wall, "leaderboard_s": time.perf_counter() - t1,
             "workers": args.workers, "cells": len(plan.cells), "ran": ran,
             "statuses": statuses}, indent=1) + "\n")
     for path, why in board.problems:
         console.print(f"left out {path}: {why}", markup=False)
+    if board.stale:
+        console.print(f"left out {board.stale} records of other configurations of these "
+                      "cells (not the suite's current one)", markup=False)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     paths = board.paths
     console.print(f"ran {ran} cells in {wall:.0f} s ({summary}); leaderboard: "
                   f"{', '.join(str(p) for p in paths[:3])} (and plots in {paths[0].parent / 'plots'})",
                   markup=False)
+    if args.against:
+        from .report.agreement import compare_runs
+
+        agreed = compare_runs(options.results_dir, args.against, suite.name, args.tolerance)
+        for line in agreed.lines(args.against):
+            console.print(line, markup=False, highlight=False)
     return 0
 
 
@@ -310,20 +457,47 @@ def _benchmark_on_cluster(args: argparse.Namespace, plan: Any, options: Any) -> 
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Rebuild a suite's tables from its current records."""
     from .report.build import build_leaderboard
     from .run.plan import plan_suite
-    from .run.suite import load_suite
 
-    plan = plan_suite(load_suite(args.suite))
+    plan = plan_suite(_load_suite(args))
     board = build_leaderboard(args.results, plan.suite.name, facts=_facts(plan))
     for path, why in board.problems:
         print(f"left out {path}: {why}", file=sys.stderr)
+    if board.stale:
+        print(f"left out {board.stale} records of other configurations of these cells",
+              file=sys.stderr)
     if not board.rows:
         raise UserError(f"no records of suite {plan.suite.name!r} under "
                         f"{Path(args.results) / 'runs'}; run `mlwm benchmark --suite "
                         f"{args.suite}` first")
     print(f"{len(board.rows)} rows written to {', '.join(str(p) for p in board.paths[:3])} "
           f"(and plots in {board.paths[0].parent / 'plots'})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Chosen models on chosen datasets with their differences tested."""
+    from .report.compare import compare, print_comparison
+    from .report.rows import aggregate, current_only, load_records
+    from .run.plan import plan_suite
+
+    if not 0.0 < args.alpha < 1.0:
+        raise UserError(f"--alpha {args.alpha} is not a level between 0 and 1 (for example 0.05)")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    plan = plan_suite(_load_suite(args))
+    records, problems = load_records(Path(args.results) / "runs", plan.suite.name)
+    records, _ = current_only(records, plan.current_hashes())
+    console = _console()
+    for path, why in problems:
+        console.print(f"left out {path}: {why}", markup=False, highlight=False)
+    if not records:
+        raise UserError(f"no current records of suite {plan.suite.name!r} under "
+                        f"{Path(args.results) / 'runs'}; run `mlwm benchmark --suite "
+                        f"{args.suite}` first")
+    cmp = compare(aggregate(records), models, args.datasets, args.alpha)
+    print_comparison(cmp, args.alpha, console)
     return 0
 
 
@@ -334,22 +508,21 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from .run.execute import RunOptions, run_cell
     from .run.plan import Cell, make_datamodule
     from .run.records import RecordError, read_record
-    from .train.hardware import Hardware
+    from .train.hardware import Hardware, device_name
 
     try:
         old = read_record(args.record)
     except RecordError as exc:
         raise UserError(f"{args.record} is not a run record: {exc}") from exc
     cell = Cell.from_record(old)
-    threads = old.environment.threads
-    if threads:  # the same reduction order as the recorded run
-        import torch
-
-        torch.set_num_threads(int(threads))
-    results = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="mlwm-rerun-"))
-    new = run_cell(cell, make_datamodule(cell.dataset),
-                   RunOptions(results_dir=results, hardware=Hardware(args.accelerator),
-                              force=True))
+    threads = set_threads(old.environment.threads or 1)  # the recorded reduction order
+    keep = args.results is not None
+    with contextlib.ExitStack() as stack:
+        results = Path(args.results) if keep else Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="mlwm-rerun-")))
+        new = run_cell(cell, make_datamodule(cell.dataset),
+                       RunOptions(results_dir=results, hardware=Hardware(args.accelerator),
+                                  force=True))
     if new.status != "ok" or old.status != "ok":
         print(f"{cell.label}: recorded {old.status}, rerun {new.status} {new.reason or ''}")
         return 0 if new.status == old.status else 1
@@ -362,28 +535,70 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             worst = max(worst, abs(value - again))
             print(f"{split}/{key}: recorded {value:.6f}, rerun {again:.6f}")
     same = worst <= args.tolerance
+    where = f"rerun record under {results}" if keep else "pass --results DIR to keep the record"
     print(f"{cell.label}: {'reproduced' if same else 'NOT reproduced'} (largest difference "
-          f"{worst:.2g}, tolerance {args.tolerance:g}); rerun record under {results}")
+          f"{worst:.2g}, tolerance {args.tolerance:g}); {where}")
+    if not same:
+        here = device_name(args.accelerator)
+        if old.environment.device != here:
+            print(f"  recorded on {old.environment.device}, rerun on {here}: float results "
+                  "depend on the CPU")
+        if old.environment.threads is None:
+            print(f"  the record does not say its torch thread count; rerun with {threads}")
+        if old.environment.torch != new.environment.torch:
+            print(f"  torch {old.environment.torch} then, {new.environment.torch} now")
     return 0 if same else 1
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from .report.compare import compare, print_comparison
-    from .report.rows import aggregate, load_records
+def cmd_check(args: argparse.Namespace) -> int:
+    """The contract checks of the built-in plugins, on the datasets and models that the
+    --plugin files register (or on named ones), as a pass/fail table."""
+    from rich.table import Table
 
-    if not 0.0 < args.alpha < 1.0:
-        raise UserError(f"--alpha {args.alpha} is not a level between 0 and 1 (for example 0.05)")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    records, problems = load_records(Path(args.results) / "runs", args.suite)
-    console = _console()
-    for path, why in problems:
-        console.print(f"left out {path}: {why}", markup=False, highlight=False)
-    if not records:
-        raise UserError(f"no records of suite {args.suite!r} under {Path(args.results) / 'runs'}; "
-                        f"run `mlwm benchmark --suite {args.suite}` first")
-    cmp = compare(aggregate(records), models, args.datasets, args.alpha)
-    print_comparison(cmp, args.alpha, console)
-    return 0
+    from . import checks, registry
+
+    datasets = list(args.dataset or [])
+    models = list(args.model or [])
+    for path in args.plugin:
+        module = registry.load_plugin_file(path)
+        datasets += [e.name for e in registry.all_dataset_entries()
+                     if e.module == module.__name__]
+        models += [e.name for e in registry.all_model_entries() if e.module == module.__name__]
+    if not datasets and not models:
+        raise UserError("nothing to check: pass --plugin FILE.py (its datasets and models), "
+                        "or --dataset NAME / --model NAME")
+    for name in datasets:
+        registry.check_dataset_name(name)
+    for name in models:
+        registry.check_model_name(name)
+    set_threads(1)
+    from .train.trainer import quiet_lightning
+
+    quiet_lightning()
+    results: list[checks.CheckResult] = []
+    for name in datasets:
+        results += checks.dataset_checks(name)
+        if registry.get_dataset_entry(name).cls.needs_files:
+            continue
+        results += checks.model_checks("mlp", name)  # the reference family trains on it
+    pool = registry.list_datasets()
+    for name in models:
+        on = checks.datasets_for(name, datasets + pool) if not datasets else [
+            d for d in datasets if d in checks.datasets_for(name, datasets)]
+        if not on:
+            results.append(checks.CheckResult(f"model {name}", "runs on a dataset", False,
+                                              "no registered dataset offers a view it accepts"))
+        for dataset in on:
+            results += checks.model_checks(name, dataset)
+    table = Table(title="Contract checks", title_justify="left")
+    for col in ("subject", "check", "result", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.subject, r.check, "pass" if r.ok else "FAIL", r.detail)
+    _console().print(table)
+    failed = sum(not r.ok for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -396,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="registered datasets and models")
     p.add_argument("--datasets", default="*", metavar="PATTERN", help="wildcard filter")
     p.add_argument("--models", default="*", metavar="PATTERN", help="wildcard filter")
+    p.add_argument("--refresh", action="store_true", help="rebuild the cached views and tasks")
     p.set_defaults(func=cmd_list)
 
     def hardware(p: argparse.ArgumentParser) -> None:
@@ -404,7 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--devices", default=1, type=int, help="devices per cell (DDP when > 1)")
         p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
         p.add_argument("--num-nodes", default=1, type=int, help="nodes per cell (multi-node DDP)")
-        p.add_argument("--force", action="store_true", help="rerun cells that have a record")
+        p.add_argument("--threads", default=0, type=int,
+                       help="torch threads per process (default 0: one per process, measured "
+                            "fastest on small cells; with --workers each worker gets one)")
+        p.add_argument("--force", action="store_true",
+                       help="rerun cells that have a record, and regenerate their data")
+        p.add_argument("--logger", choices=LOGGERS,
+                       help="attach a Lightning logger to each neural cell (results/logs, or "
+                            "results/mlruns for mlflow); tensorboard and mlflow need their package")
         p.add_argument("--batch-scale", type=int, metavar="K",
                        help="train on batches K times larger, the rate scaled to match "
                             "(sqrt(K) for Adam/AdamW, K for SGD); see results/perf.md")
@@ -412,20 +635,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile each backbone: default, reduce-overhead (CUDA "
                             "graphs on GPU) or max-autotune")
 
+    def suite_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--suite", default="default", help="built-in suite name or a .toml path")
+        p.add_argument("--suite-name", metavar="NAME",
+                       help="the name a suite file's records go under (default: its file "
+                            "name; a file named like a built-in suite needs it)")
+
     p = sub.add_parser("run", help="train one (dataset, model, seed) cell")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", required=True, help="a dataset name, or a dataset id of --suite")
+    p.add_argument("--model", required=True, help="a model name, or a model id of --suite")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--suite", help="take this suite's budget (and its dataset's or model's "
+                                   "settings when --dataset or --model is one of its ids)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="dataset parameter")
     p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="model hyperparameter")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--max-time", type=float, metavar="S", help="wall-clock cap of the cell")
     hardware(p)
-    p.set_defaults(func=cmd_run, force=True)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("benchmark", help="run a suite and build its leaderboard")
-    p.add_argument("--suite", default="default", help="built-in suite name or a .toml path")
+    suite_arguments(p)
     p.add_argument("--model", action="append", metavar="NAME",
                    help="add a registered model to the suite's models (repeatable)")
     p.add_argument("--workers", type=int, default=1,
@@ -433,8 +666,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells-per-device", type=int, default=1,
                    help="workers sharing one GPU, for small cells")
     p.add_argument("--vectorise-seeds", action="store_true",
-                   help="train the seeds of a cell as one vectorised model where supported "
+                   help="train the seeds of a cell as one stacked model where supported "
                         "(pays for small models; with --workers, a worker takes all seeds of a cell)")
+    p.add_argument("--against", metavar="DIR",
+                   help="at the end, compare the records cell by cell with those in DIR "
+                        "(e.g. the committed reference, results)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="--against: largest difference of the primary test metric that "
+                        "counts as agreement (default 0.01)")
     g = p.add_argument_group("cluster (submitit)")
     g.add_argument("--launcher", choices=["none", "slurm", "local"], default="none",
                    help="submit the cells as a SLURM job array (local: submitit's local executor)")
@@ -449,13 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rerun", help="rerun the cell of a record and compare its metrics")
     p.add_argument("record", help="path to a run record (results/runs/.../seed0.json)")
-    p.add_argument("--results", help="where to write the new record (default: a temp folder)")
+    p.add_argument("--results", help="where to keep the new record (default: not kept)")
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--tolerance", type=float, default=1e-6)
     p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard from the records")
-    p.add_argument("--suite", default="default")
+    suite_arguments(p)
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -464,22 +703,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated model ids (wildcards allowed, e.g. 'gru@*')")
     p.add_argument("--datasets", default="*", metavar="PATTERN",
                    help="wildcard over dataset ids (default: all)")
-    p.add_argument("--suite", default="default")
+    suite_arguments(p)
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--alpha", type=float, default=0.05,
-                   help="significance level of Welch's t-test (default: 0.05)")
+                   help="significance level (default: 0.05)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("check", help="run the contract checks on a plugin's datasets and models")
+    p.add_argument("--dataset", action="append", metavar="NAME", help="check this dataset too")
+    p.add_argument("--model", action="append", metavar="NAME", help="check this model too")
+    p.set_defaults(func=cmd_check)
     return parser
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run as Ctrl-C does: the cell in progress is not recorded, finished
+    ones are, and the claim of the cell is released with the process."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        from . import registry
+    from .train.hardware import secondary_rank
 
-        registry.load_plugins(args.plugin)
-        return int(args.func(args) or 0)
+    quiet = open(os.devnull, "w") if secondary_rank() else None  # DDP peers: rank 0 speaks
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with contextlib.redirect_stdout(quiet) if quiet else contextlib.nullcontext():
+            from . import registry
+
+            for path in args.plugin:
+                registry.load_plugin_file(path)
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"mlwm: error: {exc}", file=sys.stderr)
         return 2
@@ -487,6 +743,10 @@ def main(argv: list[str] | None = None) -> int:
         print("mlwm: interrupted; finished cells are saved, run the same command again to "
               "resume", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if quiet:
+            quiet.close()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ error; an unknown name is an error that lists the closest matches.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import fnmatch
 import importlib
@@ -358,6 +359,37 @@ def check_model_name(name: str) -> None:
         _load_entry_points()
         if name not in _MODELS:
             raise _unknown("model", name, _MODELS)
+
+
+_ANNOTATION_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "None": None,
+                     "Literal": typing.Literal, "Any": Any, "tuple": tuple, "list": list}
+
+
+def _indexed_params(kind: str, name: str) -> tuple[Param, ...] | None:
+    """A built-in entry's parameters typed from its source (annotations of the simple
+    kinds a plugin uses; any other is left unchecked here), or None if not indexed."""
+    entry = plugin_index().get((kind, name))
+    if entry is None:
+        return None
+    params = []
+    for pname, annotation, default in entry.params:
+        try:  # our own plugins' annotations, in a namespace of types only
+            ann = eval(annotation, {"__builtins__": {}}, _ANNOTATION_NAMES) if annotation \
+                else inspect.Parameter.empty
+        except Exception:
+            ann = Any
+        params.append(Param(pname, ann, default or None, not default))
+    return tuple(params)
+
+
+def check_params(kind: str, name: str, given: dict[str, Any]) -> None:
+    """UserError for a parameter a built-in dataset or model does not have, or of the
+    wrong type, read from its source: no import, so the error comes at once. Ranges are
+    checked when the plugin builds."""
+    params = _indexed_params(kind, name)
+    if params is not None:
+        bind_params(kind, name, tuple(dataclasses.replace(p, required=False) for p in params),
+                    given)
 
 
 def get_dataset_entry(name: str) -> DatasetEntry:

@@ -45,6 +45,10 @@ def test_smoke_suite_end_to_end(results_dir, capsys):
     assert {(r["dataset"], r["model"]) for r in rows} == {
         ("parity", "mlp"), ("parity", "constant"), ("descents", "mlp"), ("descents", "constant")}
 
+    capsys.readouterr()
+    assert main(["compare", "--models", "mlp,constant", "--suite", "smoke",
+                 "--results", str(results_dir)]) == 0
+    assert "mlp" in capsys.readouterr().out
     before = {p: p.stat().st_mtime_ns for p in paths}
     capsys.readouterr()
     assert main(["benchmark", "--suite", "smoke", "--results", str(results_dir)]) == 0
@@ -66,17 +70,34 @@ def test_changed_configuration_is_rerun(results_dir, tmp_path, capsys):
     assert read_record(results_dir / "runs/mini/parity/mlp/seed0.json").epochs == 2
 
 
+def _run_records(results: Path) -> dict[tuple[str, int], Path]:
+    """The records `mlwm run` wrote, by (model folder, seed)."""
+    return {(p.parent.name, int(p.stem[4:])): p for p in (results / "runs/run").rglob("*.json")}
+
+
 def test_same_seed_gives_the_same_test_metric(results_dir):
     args = ["run", "--dataset", "descents", "--model", "mlp", "--param", "n=7",
             "--param", "n_train=400", "--param", "n_val=50", "--param", "n_test=100",
             "--max-epochs", "3", "--results", str(results_dir)]
-    path = results_dir / "runs/run/descents/mlp/seed0.json"
     assert main(args + ["--seed", "0"]) == 0
+    (path,) = _run_records(results_dir).values()
     first = read_record(path).metrics
     assert main(args + ["--seed", "0"]) == 0
-    assert read_record(path).metrics == first
+    assert read_record(path).metrics == first and len(_run_records(results_dir)) == 1
     assert main(args + ["--seed", "1"]) == 0
-    assert read_record(results_dir / "runs/run/descents/mlp/seed1.json").metrics != first
+    seed1 = next(p for (_, seed), p in _run_records(results_dir).items() if seed == 1)
+    assert read_record(seed1).metrics != first
+
+
+def test_runs_of_different_parameters_never_share_a_record(results_dir):
+    base = ["run", "--dataset", "parity", "--model", "mlp", "--param", "n=8", "--param",
+            "n_train=100", "--param", "n_val=20", "--param", "n_test=20", "--max-epochs", "1",
+            "--results", str(results_dir)]
+    for extra in ([], ["--hparam", "hidden=16"], ["--hparam", "hidden=32"], ["--lr", "0.01"],
+                  ["--param", "data_seed=1"]):
+        assert main(base + extra) == 0
+    paths = list((results_dir / "runs/run").rglob("*.json"))
+    assert len(paths) == 5 == len(set(paths))
 
 
 def test_run_prints_the_test_metric(results_dir, capsys):

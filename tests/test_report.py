@@ -13,7 +13,6 @@ import re
 import pytest
 from conftest import built, make_record, write
 
-from benchmarks.cli import main
 from benchmarks.errors import UserError
 from benchmarks.report.build import PlanFacts, build_leaderboard
 from benchmarks.report.compare import compare, significance
@@ -166,9 +165,13 @@ def test_compare_matrix_and_command(tmp_path, capsys):
     with pytest.raises(UserError, match="no dataset matches"):
         compare(rows, ["gru", "lstm"], datasets="dyck*")
 
-    assert main(["compare", "--models", "gru,lstm", "--suite", "t",
-                 "--results", str(tmp_path), "--alpha", "0.01"]) == 0
-    out = capsys.readouterr().out
+    from rich.console import Console
+
+    from benchmarks.report.compare import print_comparison
+
+    buf = io.StringIO()
+    print_comparison(compare(rows, ["gru", "lstm"], alpha=0.01), 0.01, Console(file=buf, width=200))
+    out = buf.getvalue()
     assert "Welch's t-test" in out and "gru better" in out and "2/0/0" in out
     assert "0.960 ± 0.010 (3)" in out
 

@@ -22,6 +22,7 @@ class PlanFacts:
 
     current: dict[tuple[str, str, int], str] | None = None
     cannot_run: set[tuple[str, str]] = field(default_factory=set)
+    incompatible: list[tuple[str, str, str]] = field(default_factory=list)  # asked, left out
 
 
 def output_dir(results_dir: str | Path, suite: str) -> Path:
@@ -36,7 +37,7 @@ def write_reports(rows: list[Row], suite: str, problems: list[tuple[Path, str]],
     """leaderboard.md and .csv, then (optionally) plots/ and leaderboard.html, into `out`."""
     facts = facts or PlanFacts()
     md, csv_path = out / "leaderboard.md", out / "leaderboard.csv"
-    write_text_atomic(md, markdown(rows, suite, problems, facts.cannot_run))
+    write_text_atomic(md, markdown(rows, suite, problems, facts.cannot_run, facts.incompatible))
     write_text_atomic(csv_path, to_csv(rows))
     paths = [md, csv_path]
     plot_files: dict[tuple[str, str], dict[str, Path]] = {}

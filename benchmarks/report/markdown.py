@@ -38,7 +38,8 @@ def md_table(table: Table) -> list[str]:
 
 
 def markdown(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = (),
-             cannot_run: set[tuple[str, str]] = frozenset()) -> str:
+             cannot_run: set[tuple[str, str]] = frozenset(),
+             incompatible: list[tuple[str, str, str]] = ()) -> str:
     """The whole leaderboard page: legend, hardware, summary grid, a table per dataset."""
     out = [f"# Leaderboard: suite `{suite}`", "", LEGEND, ""]
     devices = sorted({r.device for r in rows if r.device})
@@ -51,6 +52,12 @@ def markdown(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = (),
         if group[0].description:
             out += [md_escape(group[0].description), ""]
         out += [md_escape(metric_line), ""] + md_table(dataset_table(group)) + [""]
+    if incompatible:
+        out += ["## Pairs left out", "",
+                "Pairs the suite names that cannot run (no view the model accepts, or "
+                "another task type):", ""]
+        out += [f"- {md_escape(d)} · {md_escape(m)}: {md_escape(why)}"
+                for d, m, why in sorted(incompatible)] + [""]
     if problems:
         out += ["## Files left out", ""] + [f"- `{p}`: {md_escape(why)}" for p, why in problems] + [""]
     return "\n".join(out)

@@ -4,7 +4,6 @@ suite goes on; a model whose optional backend is missing is `skipped` with the r
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from .. import registry
 from ..contract import DatasetSpec
 from ..data import MathDataModule
 from ..errors import BackendUnavailable, UserError
-from ..train.hardware import Hardware
+from ..train.hardware import Hardware, secondary_rank  # noqa: F401 (re-exported)
 from ..train.outcome import TrainOutcome
 from .environment import environment
 from .plan import Cell
@@ -215,9 +214,3 @@ def _finite(obj: Any) -> Any:
 def _one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def secondary_rank() -> bool:
-    """True in a DDP process other than global rank 0 (Lightning sets these variables
-    for the processes it launches)."""
-    return any(os.environ.get(v, "0") not in ("", "0") for v in ("LOCAL_RANK", "NODE_RANK"))

@@ -56,6 +56,12 @@ class Hardware:
         return None
 
 
+def secondary_rank() -> bool:
+    """True in a DDP process other than global rank 0 (Lightning sets these variables
+    for the processes it launches)."""
+    return any(os.environ.get(v, "0") not in ("", "0") for v in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def gpu_count() -> int:
     import torch
 
