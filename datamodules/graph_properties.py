@@ -3,13 +3,17 @@
 A random simple graph on n in [n_min, n_max] vertices; one dataset per `target`: connected,
 bipartite, planar, eulerian (connected, every degree even), hamiltonian (has a cycle
 through every vertex), triangles (count, regression), diameter (of the largest component;
-class d) and chromatic (chromatic number; class k - 1), both multiclass over n_max classes.
-Balance: G(n, p) with p drawn per graph around the label's threshold (see draw_graphs),
-then a class-balanced subsample: binary exactly 50/50, multiclass capped at a common quota.
+class d) and chromatic (chromatic number; class k - 1), both multiclass over one class per
+vertex of the widest graph. Balance: G(n, p) with p drawn per graph around the label's
+threshold (see draw_graphs), then a class-balanced subsample per split: binary exactly
+50/50, multiclass capped at a common quota. Splits are by isomorphism class: no val or
+test graph is isomorphic to a training graph. With ood_n_max, an ood_test split holds
+graphs on n in (n_max, ood_n_max] vertices, drawn and balanced the same way.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -22,7 +26,6 @@ from benchmarks.data import (
     check_range,
     check_split_sizes,
     first_occurrences,
-    split_counts,
 )
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
@@ -293,6 +296,156 @@ def graph_labels(target: str, adj: np.ndarray, n: np.ndarray) -> np.ndarray:
                            for i in range(0, len(n), 4096)])
 
 
+# -- isomorphism classes -------------------------------------------------------------------
+WL_ROUNDS = 6  # fixed, never "until stable": colours must not depend on the batch
+_SPLITMIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 arrays (wrapping), a cheap well-spread hash."""
+    x = (x ^ (x >> np.uint64(30))) * _SPLITMIX[0]
+    x = (x ^ (x >> np.uint64(27))) * _SPLITMIX[1]
+    return x ^ (x >> np.uint64(31))
+
+
+def wl_colours(adj: np.ndarray, n: np.ndarray, colour: np.ndarray | None = None) -> np.ndarray:
+    """Weisfeiler-Lehman colour refinement, vectorised over graphs: (G, N) uint64 vertex
+    colours (0 on padding), from the degrees or the given colours, each round hashing a
+    vertex's colour with the sum of hashes of its neighbours' colours (a multiset hash).
+    Equivariant: renaming the vertices renames the colours, so isomorphic graphs get equal
+    colour multisets and an isomorphism keeps colours."""
+    real = _real(n, adj.shape[1])
+    a = adj.astype(np.uint64)
+    if colour is None:
+        colour = np.where(real, adj.sum(axis=2), 0).astype(np.uint64)
+    for _ in range(WL_ROUNDS):
+        around = np.matmul(a, _mix64(colour + np.uint64(1))[:, :, None])[:, :, 0]
+        colour = np.where(real, _mix64(colour * np.uint64(0x9E3779B97F4A7C15) + around), 0)
+    return colour
+
+
+def _by_colour(colour: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vertex order by colour (padding last; stable) and whether colours are distinct."""
+    order = np.argsort(np.where(real, colour, np.uint64(2 ** 64 - 1)), axis=1, kind="stable")
+    ties = (np.diff(np.take_along_axis(colour, order, axis=1), axis=1) == 0) & real[:, 1:]
+    return order, ~ties.any(axis=1)
+
+
+def certificates(adj: np.ndarray, n: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per graph, n and its adjacency with the vertices listed in an order found by
+    individualisation-refinement: while colours repeat, give the first vertex of the
+    smallest repeated colour (values are invariant) a colour of its own, and refine.
+    Equal certificates prove isomorphism (the two orders are one). Distinct ones disprove
+    it when every colour class met is an orbit of the automorphisms (any choice in it is
+    then as good), as in most random graphs; `IsomorphismClasses` settles the rest by VF2."""
+    real = _real(n, adj.shape[1])
+    colour = colour.copy()
+    order, discrete = _by_colour(colour, real)
+    todo = np.flatnonzero(~discrete)
+    for _ in range(adj.shape[1]):  # each pass splits off a vertex, so n passes suffice
+        if not todo.size:
+            break
+        c, r = colour[todo], real[todo]
+        # the smallest repeated colour, and the first vertex that has it
+        repeated = (c[:, :, None] == c[:, None, :]).sum(axis=2) > 1
+        least = np.where(repeated & r, c, np.uint64(2 ** 64 - 1)).min(axis=1)
+        v = np.argmax(c == least[:, None], axis=1)
+        rows = np.arange(len(todo))
+        c[rows, v] = _mix64(c[rows, v] ^ np.uint64(0x5851F42D4C957F2D))
+        colour[todo] = wl_colours(adj[todo], n[todo], c)
+        order[todo], discrete = _by_colour(colour[todo], r)
+        todo = todo[~discrete]
+    ordered = np.take_along_axis(np.take_along_axis(adj, order[:, :, None], axis=1),
+                                 order[:, None, :], axis=2)
+    bits = np.packbits(upper_bits(ordered), axis=1)
+    return np.concatenate([n[:, None].astype(np.uint8), bits], axis=1)
+
+
+def _row_bytes(rows: np.ndarray) -> list[bytes]:
+    """Each row of a 2-D array as one bytes object (dictionary keys), without a loop."""
+    rows = np.ascontiguousarray(rows)
+    return rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel().tolist()
+
+
+def coloured_graph(k: int, adj: np.ndarray, colour: np.ndarray):
+    """A networkx graph on the first k vertices of an adjacency, colours as attribute c."""
+    import networkx as nx
+
+    out = nx.Graph()
+    out.add_nodes_from((v, {"c": int(colour[v])}) for v in range(k))
+    out.add_edges_from(zip(*np.nonzero(np.triu(adj[:k, :k])), strict=True))
+    return out
+
+
+class IsomorphismClasses:
+    """Exact isomorphism classes of graphs, numbered 0, 1, ... in order of first appearance
+    and remembered across calls, so that a pool of graphs can grow (keys include the
+    padding, so every call must pass the same width N).
+
+    Graphs with equal certificates are isomorphic. Graphs with distinct ones can only be
+    isomorphic if they have the same WL colours (n and sorted colours: the bucket) and
+    repeated colours: such a newcomer is compared by networkx's VF2, colours matched, with
+    one graph of each class already in its bucket (rare: most repeats are copies).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._certified: dict[bytes, int] = {}
+        self._buckets: dict[bytes, list[list]] = {}  # [class, graph or its builder]
+
+    def add(self, n: np.ndarray, adj: np.ndarray) -> np.ndarray:
+        """The class of each of G new graphs (n (G,), adjacency (G, N, N))."""
+        colour = wl_colours(adj, n)
+        _, discrete = _by_colour(colour, _real(n, adj.shape[1]))
+        certs = _row_bytes(certificates(adj, n, colour))
+        # the bucket: n and the sorted colours (padding, 0, first)
+        buckets = _row_bytes(np.concatenate([n[:, None].astype(np.uint64),
+                                             np.sort(colour, axis=1)], axis=1))
+        out = np.empty(len(n), dtype=np.int64)
+        for g, (cert, key, alone) in enumerate(zip(certs, buckets, discrete.tolist(),
+                                                   strict=True)):
+            found = self._certified.get(cert)
+            if found is None and not alone:  # distinct colours make the cert canonical
+                bucket = self._buckets.setdefault(key, [])
+                found = self._match(coloured_graph(n[g], adj[g], colour[g]), bucket) \
+                    if bucket else None
+                if found is None:  # its graph is built if a later newcomer needs it
+                    bucket.append([self.count, functools.partial(
+                        coloured_graph, n[g], adj[g], colour[g])])
+            if found is None:
+                found, self.count = self.count, self.count + 1
+            self._certified[cert] = found
+            out[g] = found
+        return out
+
+    @staticmethod
+    def _match(graph, bucket: list[list]) -> int | None:
+        """The class of the bucket's graph that VF2 finds isomorphic to `graph`, if any."""
+        import networkx as nx
+
+        for entry in bucket:  # [class, its graph or the function that builds it]
+            if callable(entry[1]):
+                entry[1] = entry[1]()
+            if nx.is_isomorphic(graph, entry[1], node_match=lambda a, b: a["c"] == b["c"]):
+                return entry[0]
+        return None
+
+
+def assign_classes(classes: np.ndarray, rng: np.random.Generator,
+                   fractions: tuple[float, ...]) -> np.ndarray:
+    """A split index per row such that rows of one class share a split: the classes, in
+    random order, each go to the split least filled relative to its share of the rows (so
+    each split lands within about one class of its share)."""
+    _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+    target = np.asarray(fractions) * len(classes)
+    filled = np.zeros(len(fractions))
+    where = np.empty(len(counts), dtype=np.int64)
+    for k in rng.permutation(len(counts)):
+        where[k] = s = int(np.argmin(filled / target))
+        filled[s] += counts[k]
+    return where[inverse]
+
+
 # -- how each target draws its graphs -----------------------------------------------------
 def draw_graphs(target: str, rng: np.random.Generator, count: int, n_min: int,
                 n_max: int) -> tuple[np.ndarray, np.ndarray]:
@@ -387,13 +540,13 @@ def from_upper_bits(bits: torch.Tensor, n_max: int) -> torch.Tensor:
 class GraphProperties(MathDataModule):
     """A property of a random graph on 8-20 vertices: connected, planar, chromatic number..."""
 
-    version = "1"
+    version = "2"  # 2: splits by isomorphism class, class-balanced per split; ood_n_max
     smoke_params = {"target": "connected", "n_min": 6, "n_max": 10, "n_train": 256,
                     "n_val": 64, "n_test": 64}
 
     def __init__(self, target: Target = "connected", n_min: int = 8, n_max: int | None = None,
                  n_train: int = 6000, n_val: int = 1000, n_test: int = 2000,
-                 data_seed: int = 0) -> None:
+                 ood_n_max: int = 0, data_seed: int = 0) -> None:
         super().__init__()
         if target not in TARGETS:
             raise UserError(f"dataset 'graph_properties': parameter target={target!r} is not "
@@ -405,12 +558,25 @@ class GraphProperties(MathDataModule):
                             f"n_max <= {HAMILTONIAN_N_MAX} (exact search), got n_max={n_max}")
         check_range("n_max", n_max, 4, 32, dataset="graph_properties")
         check_range("n_min", n_min, 3, n_max, dataset="graph_properties")
+        # OOD sizes obey the limits of n_max (hamiltonian: those of the exact search)
+        widest = HAMILTONIAN_N_MAX if target == "hamiltonian" else 32
+        if ood_n_max and n_max >= widest:
+            raise UserError(f"dataset 'graph_properties': n_max={n_max} leaves no larger sizes "
+                            f"for ood_n_max (at most {widest} vertices for target={target!r}); "
+                            "lower n_max or set ood_n_max=0")
+        check_range("ood_n_max", ood_n_max, n_max + 1, widest, dataset="graph_properties",
+                    zero_means="no OOD split")
         check_split_sizes("graph_properties", n_train, n_val, n_test, hi=1_000_000)
         self.save_hyperparameters()  # with n_max resolved, so the cache key is explicit
 
     @property
     def n_max(self) -> int:
         return self.params["n_max"]
+
+    @property
+    def width(self) -> int:
+        """Vertices of the widest graph: every split is padded to it (the OOD sizes too)."""
+        return max(self.n_max, self.params["ood_n_max"])
 
     @property
     def task(self) -> TaskType:
@@ -420,20 +586,35 @@ class GraphProperties(MathDataModule):
         return TaskType.MULTICLASS if target in ("diameter", "chromatic") else TaskType.BINARY
 
     def generate(self) -> dict[str, dict[str, torch.Tensor]]:
-        p, target, task = self.params, self.params["target"], self.task
+        p = self.params
+        rng = self.rng()  # data_seed decides the graphs and the split of their classes
         sizes = {"train": p["n_train"], "val": p["n_val"], "test": p["n_test"]}
+        out = self.labelled_splits(rng, sizes, p["n_min"], self.n_max)
+        if p["ood_n_max"]:  # larger graphs: isomorphic to no in-distribution graph
+            out |= self.labelled_splits(rng, {"ood_test": p["n_test"]}, self.n_max + 1,
+                                        p["ood_n_max"])
+        return out
+
+    def labelled_splits(self, rng: np.random.Generator, sizes: dict[str, int], n_lo: int,
+                        n_hi: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Splits of the given sizes, of graphs on n_lo..n_hi vertices, each class-balanced
+        on its own; with several splits, every isomorphism class lies in one split."""
+        target, task, width = self.params["target"], self.task, self.width
         total = sum(sizes.values())
-        rng = self.rng()
+        iso = IsomorphismClasses() if len(sizes) > 1 else None
         n_all = np.zeros(0, dtype=np.int64)
-        bits_all = np.zeros((0, self.n_max * (self.n_max - 1) // 2), dtype=bool)
+        bits_all = np.zeros((0, width * (width - 1) // 2), dtype=bool)
         y_all = np.zeros(0, dtype=np.int64)
+        cls_all = np.zeros(0, dtype=np.int64)
         for _ in range(50):
             # binary draws a little more than needed and tops up the short class in the
             # next round; multiclass draws twice as many so that the common classes can be
             # capped near what the rarer ones reach
             want = (2 * total if task is TaskType.MULTICLASS else total + total // 4) + 64
-            n, adj = draw_graphs(target, rng, want, p["n_min"], self.n_max)
+            n, adj = draw_graphs(target, rng, want, n_lo, n_hi)
             y = graph_labels(target, adj, n)
+            adj = np.pad(adj, ((0, 0), (0, width - n_hi), (0, width - n_hi)))
+            old = len(n_all)
             n_all = np.concatenate([n_all, n])
             bits_all = np.concatenate([bits_all, upper_bits(adj)])
             y_all = np.concatenate([y_all, y])
@@ -441,46 +622,74 @@ class GraphProperties(MathDataModule):
             first = first_occurrences(np.concatenate(
                 [n_all[:, None].astype(np.uint8), np.packbits(bits_all, axis=1)], axis=1))
             n_all, bits_all, y_all = n_all[first], bits_all[first], y_all[first]
-            keep = pick_balanced(y_all, total, task)
-            if keep is not None:
+            if iso is not None:  # the pool kept every old row, so the new ones come last
+                fresh = first[old:] - old
+                cls_all = np.concatenate([cls_all, iso.add(n[fresh], adj[fresh])])
+            picks = self.pick_splits(rng, y_all, cls_all if iso is not None else None, sizes)
+            if picks is not None:
                 break
         else:
             raise RuntimeError(f"graph_properties: could not draw {total} balanced graphs "
                                f"for target {target!r}")
-        order = keep[rng.permutation(len(keep))]
-        y = y_all[order] - (1 if target == "chromatic" else 0)  # class k: chromatic k + 1
-        y_t = torch.from_numpy(y).float() if task is not TaskType.MULTICLASS \
-            else torch.from_numpy(y)
-        return {s: {"num_nodes": torch.from_numpy(n_all[order][sl]).to(torch.uint8),
-                    "adj": torch.from_numpy(bits_all[order][sl]).to(torch.uint8),
-                    "y": y_t[sl]}
-                for s, sl in split_counts(sizes).items()}
+        out = {}
+        for split, keep in picks.items():
+            order = keep[rng.permutation(len(keep))]
+            y = y_all[order] - (1 if target == "chromatic" else 0)  # class k: chromatic k + 1
+            out[split] = {"num_nodes": torch.from_numpy(n_all[order]).to(torch.uint8),
+                          "adj": torch.from_numpy(bits_all[order]).to(torch.uint8),
+                          "y": torch.from_numpy(y) if task is TaskType.MULTICLASS
+                          else torch.from_numpy(y).float()}
+        return out
+
+    def pick_splits(self, rng: np.random.Generator, y: np.ndarray, classes: np.ndarray | None,
+                    sizes: dict[str, int]) -> dict[str, np.ndarray] | None:
+        """Rows of the pool for each split (None if the pool is too small): every
+        isomorphism class goes whole to one split, label by label (so each split's pool has
+        the same label mix), then each split takes a balanced selection of its own pool."""
+        split = np.zeros(len(y), dtype=np.int64)
+        if classes is not None:
+            fractions = tuple(v / sum(sizes.values()) for v in sizes.values())
+            strata = y if self.task is not TaskType.REGRESSION else np.zeros_like(y)
+            for label in np.unique(strata):  # isomorphic graphs share their label
+                rows = np.flatnonzero(strata == label)
+                split[rows] = assign_classes(classes[rows], rng, fractions)
+        picks = {}
+        for s, (name, size) in enumerate(sizes.items()):
+            rows = np.flatnonzero(split == s)
+            keep = pick_balanced(y[rows], size, self.task)
+            if keep is None:
+                return None
+            picks[name] = rows[keep]
+        return picks
 
     def build_spec(self) -> DatasetSpec:
-        target, n_max, task = self.params["target"], self.n_max, self.task
-        num_outputs = n_max if task is TaskType.MULTICLASS else 1
+        target, n_max, task, width = self.params["target"], self.n_max, self.task, self.width
+        # diameter d < n and chromatic number k <= n: one class per vertex of the widest graph
+        num_outputs = width if task is TaskType.MULTICLASS else 1
+        ood = f", OOD up to {width}" if self.params["ood_n_max"] else ""
         return DatasetSpec(
             name=self.name, version=self.version, task=task, num_outputs=num_outputs,
-            views=(ViewSpec(Modality.GRAPH, (2,)), ViewSpec(Modality.IMAGE, (1, n_max, n_max)),
-                   ViewSpec(Modality.VECTOR, (n_max * (n_max + 1) // 2,))),
-            description=f"{target} of a random graph on {self.params['n_min']}-{n_max} vertices",
-            params=self.params,
+            views=(ViewSpec(Modality.GRAPH, (2,)), ViewSpec(Modality.IMAGE, (1, width, width)),
+                   ViewSpec(Modality.VECTOR, (width * (width + 1) // 2,))),
+            description=f"{target} of a random graph on {self.params['n_min']}-{n_max} "
+                        f"vertices{ood}",
+            params=self.params, has_ood=bool(self.params["ood_n_max"]),
             extra={"classes": "chromatic number - 1"} if target == "chromatic" else {})
 
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality):
         from benchmarks.graphs import GraphStore
 
-        n_max = self.n_max
-        adj = from_upper_bits(raw["adj"], n_max)
+        width = self.width  # every split is stored and shown padded to it
+        adj = from_upper_bits(raw["adj"], width)
         n = raw["num_nodes"].long()
-        real = (torch.arange(n_max) < n[:, None]).float()
+        real = (torch.arange(width) < n[:, None]).float()
         if modality is Modality.GRAPH:
             # node features: a constant and the degree scaled to [0, 1]
-            x = torch.stack([real, adj.sum(2) / (n_max - 1)], dim=2)
+            x = torch.stack([real, adj.sum(2) / (width - 1)], dim=2)
             return GraphStore.from_dense(adj, n, x)
         # the diagonal marks real vertices, so padding differs from isolated vertices
         marked = adj + torch.diag_embed(real)
         if modality is Modality.IMAGE:
             return marked.unsqueeze(1)
-        iu, ju = torch.triu_indices(n_max, n_max, 0)
+        iu, ju = torch.triu_indices(width, width, 0)
         return marked[:, iu, ju]

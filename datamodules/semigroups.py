@@ -4,23 +4,28 @@ Input: a binary operation on {0..m-1} as its m x m table, m in {3, 4, 5}. Label:
 (x*y)*z = x*(y*z) for all x, y, z. Positives are labelled semigroups (all of them for
 m <= 4, enumerated; sampled for m = 5); each negative is a near miss of one of them (one
 entry changed so that associativity fails), so table statistics cannot tell them apart.
+Splits are by isomorphism class (f(x*y) = f(x)*f(y) for a bijection f): no val or test
+table, positive or negative, is isomorphic to a table of another split.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 from benchmarks.contract import DatasetSpec, Modality, TaskType, ViewSpec
-from benchmarks.data import MathDataModule, check_range, split_counts
+from benchmarks.data import MathDataModule, check_range
 from benchmarks.errors import UserError
 from benchmarks.registry import register_dataset
 
 SEMIGROUP_COUNTS = {1: 1, 2: 8, 3: 113, 4: 3492, 5: 183732}  # labelled semigroups (OEIS A023814)
-SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}  # per class, so each split is 50/50
+CLASS_COUNTS = {1: 1, 2: 5, 3: 24, 4: 188, 5: 1915}  # up to isomorphism (OEIS A027851)
+SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}  # of the positives, whole classes
+CANDIDATES_FIRST = 2  # near-miss candidates per table whose class is computed in bulk
 
 
 def associative(tables: np.ndarray) -> np.ndarray:
@@ -119,37 +124,111 @@ def sample_semigroups(m: int, count: int, rng: np.random.Generator) -> np.ndarra
     return np.stack(list(out.values()))
 
 
-def near_misses(tables: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def table_codes(tables: np.ndarray) -> np.ndarray:
+    """Each (.., m, m) table as one int64: its entries as base-m digits, the first entry
+    most significant, so codes order like the table bytes (5^25 < 2^63)."""
+    m = tables.shape[-1]
+    weights = m ** np.arange(m * m - 1, -1, -1, dtype=np.int64)
+    return tables.reshape(*tables.shape[:-2], m * m).astype(np.int64) @ weights
+
+
+@functools.cache
+def _relabellings(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """All m! permutations q of {0..m-1} and their inverses, as (m!, m) int64 arrays."""
+    perms = np.array(list(itertools.permutations(range(m))), dtype=np.int64)
+    return perms, np.argsort(perms, axis=1)
+
+
+def canonical_codes(tables: np.ndarray) -> np.ndarray:
+    """The isomorphism class of each (N, m, m) table: the least code (table_codes) over all
+    m! relabellings, so two tables get the same code iff they are isomorphic as magmas."""
+    n, m = len(tables), tables.shape[-1]
+    perms, inverse = _relabellings(m)
+    p = np.arange(len(perms))[:, None, None]
+    out = np.empty(n, dtype=np.int64)
+    step = max(1, 2 ** 21 // (len(perms) * m * m))  # chunks of ~2M entries stay in cache
+    for start in range(0, n, step):
+        t = tables[start:start + step].astype(np.int64)
+        # renaming by f = q^-1: the new table is q^-1[t[q[a], q[b]]] at (a, b)
+        renamed = inverse[p, t[:, perms[:, :, None], perms[:, None, :]]]
+        out[start:start + step] = table_codes(renamed).min(axis=1)
+    return out
+
+
+def assign_classes(classes: np.ndarray, rng: np.random.Generator,
+                   fractions: tuple[float, ...] = tuple(SPLIT_FRACTIONS.values())) -> np.ndarray:
+    """A split index per row such that rows of one class share a split: the classes, in
+    random order, each go to the split least filled relative to its share of the rows (so
+    each split lands within about one class of its share, and the first three classes
+    open the three splits)."""
+    _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+    target = np.asarray(fractions) * len(classes)
+    filled = np.zeros(len(fractions))
+    where = np.empty(len(counts), dtype=np.int64)
+    for k in rng.permutation(len(counts)):
+        where[k] = s = int(np.argmin(filled / target))
+        filled[s] += counts[k]
+    return where[inverse]
+
+
+def near_misses(tables: np.ndarray, rng: np.random.Generator,
+                groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One non-associative table per semigroup, differing from it in exactly one entry;
-    all distinct. Drawn uniformly among the failing single-entry changes not yet taken."""
+    all distinct. Drawn uniformly among the failing single-entry changes still allowed.
+    Returns (tables, the changed entry of each as a row-major index x * m + y).
+
+    With `groups` (a split index per table), a change is allowed only if no table of
+    another group already has a near miss of its isomorphism class: the first group to
+    use a class owns it. Near misses of non-isomorphic semigroups can be isomorphic, so
+    this is what keeps the negatives of different splits apart. Tables are visited in
+    random order, groups interleaved, so that no split claims the classes first.
+    """
     n, m = len(tables), tables.shape[-1]
     cell, shift = np.divmod(np.arange(m * m * (m - 1)), m - 1)  # every (entry, new value)
-    weights = m ** np.arange(m * m, dtype=np.int64)  # a table's code: its entries in base m
     out = np.empty_like(tables)
+    changed = np.empty(n, dtype=np.int64)
     taken: set[int] = set()
+    owner: dict[int, int] = {}
+    visit = rng.permutation(n)
     for start in range(0, n, 1024):  # chunks bound the (chunk, m^2 (m-1), m, m) candidates
-        chunk = tables[start:start + 1024].reshape(-1, m * m)
+        rows = visit[start:start + 1024]
+        chunk = tables[rows].reshape(-1, m * m)
         cand = np.repeat(chunk[:, None, :], len(cell), axis=1)
-        rows = np.arange(len(cell))
-        cand[:, rows, cell] = (cand[:, rows, cell] + 1 + shift) % m
-        fails = ~associative(cand.reshape(-1, m, m)).reshape(len(chunk), -1)
-        codes = cand.astype(np.int64) @ weights
-        for i in range(len(chunk)):
-            for j in rng.permutation(np.flatnonzero(fails[i])):
-                if int(codes[i, j]) not in taken:
-                    taken.add(int(codes[i, j]))
-                    out[start + i] = cand[i, j].reshape(m, m)
-                    break
+        cols = np.arange(len(cell))
+        cand[:, cols, cell] = (cand[:, cols, cell] + 1 + shift) % m
+        cand = cand.reshape(len(rows), len(cell), m, m)
+        fails = ~associative(cand.reshape(-1, m, m)).reshape(len(rows), -1)
+        codes = table_codes(cand)
+        # each table's failing changes in a uniformly random order, the others last
+        ranked = np.argsort(np.where(fails, rng.random(fails.shape), 2.0), axis=1)
+        if groups is not None:  # classes of the first few candidates, in one pass
+            first = ranked[:, :CANDIDATES_FIRST]
+            first_class = canonical_codes(
+                cand[np.arange(len(rows))[:, None], first].reshape(-1, m, m)
+            ).reshape(first.shape)
+        for i, row in enumerate(rows.tolist()):
+            for r, j in enumerate(ranked[i, :fails[i].sum()].tolist()):
+                if int(codes[i, j]) in taken:
+                    continue
+                if groups is not None:
+                    cls = int(first_class[i, r]) if r < CANDIDATES_FIRST else \
+                        int(canonical_codes(cand[i, j][None])[0])
+                    if owner.setdefault(cls, int(groups[row])) != groups[row]:
+                        continue
+                taken.add(int(codes[i, j]))
+                out[row] = cand[i, j]
+                changed[row] = cell[j]
+                break
             else:  # not seen in practice: each semigroup has many failing changes
-                raise RuntimeError(f"no unused near miss for table {start + i}")
-    return out
+                raise RuntimeError(f"no unused near miss for table {row}")
+    return out, changed
 
 
 @register_dataset("semigroups")
 class Semigroups(MathDataModule):
     """Is a Cayley table on m elements associative? Near-miss negatives (binary)."""
 
-    version = "1"
+    version = "2"  # 2: splits by isomorphism class
     smoke_params = {"m": 3}
 
     def __init__(self, m: int = 4, n_per_class: int | None = None, data_seed: int = 0) -> None:
@@ -168,27 +247,68 @@ class Semigroups(MathDataModule):
         m, n = self.params["m"], self.params["n_per_class"]
         return n if n is not None else (SEMIGROUP_COUNTS[m] if m <= 4 else 3000)
 
-    def generate(self) -> dict[str, dict[str, torch.Tensor]]:
+    def positives(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The semigroups of the dataset and the split index of each (0 train, 1 val,
+        2 test), whole isomorphism classes to a split.
+
+        m <= 4: every class of the whole universe goes to a split, then a subsample of
+        n_per_class tables (each split in proportion to its size) if one is asked for, so
+        that no split runs empty. m = 5: n_per_class sampled tables, grouped into the
+        classes they fall in (a class may have more members unsampled: they are unused).
+        """
         m, n = self.params["m"], self.per_class()
-        rng = self.rng()
-        if m <= 4:
-            everything = enumerate_semigroups(m)
-            positives = everything[rng.permutation(len(everything))[:n]]
-        else:
-            positives = sample_semigroups(m, n, rng)
-        negatives = near_misses(positives, rng)
-        # a near miss stays in the split of the semigroup it was made from, so that no
-        # test negative is made from a training positive
-        sizes = {s: int(f * n) for s, f in SPLIT_FRACTIONS.items()}
-        sizes["train"] = n - sizes["val"] - sizes["test"]
+        if m > 4:
+            tables = sample_semigroups(m, n, rng)
+            return tables, assign_classes(canonical_codes(tables), rng)
+        tables = enumerate_semigroups(m)
+        split = assign_classes(canonical_codes(tables), rng)
+        if n == len(tables):
+            return tables, split
+        # per split, its share of n by largest remainder, then at least one table each
+        share = np.bincount(split, minlength=3) * n / len(tables)
+        take = np.floor(share).astype(np.int64)
+        take[np.argsort(take - share, kind="stable")[:n - take.sum()]] += 1
+        take = np.maximum(take, 1)
+        take[0] -= take.sum() - n  # what the minimum added, train gives back
+        keep = np.concatenate([rng.permutation(np.flatnonzero(split == s))[:k]
+                               for s, k in enumerate(take.tolist())])
+        return tables[keep], split[keep]
+
+    def generate(self) -> dict[str, dict[str, torch.Tensor]]:
+        rng = self.rng()  # data_seed decides the sample and the split of the classes
+        positives, split = self.positives(rng)
+        # a near miss stays in the split of the semigroup it was made from, and its class
+        # (that of no semigroup, being non-associative) in one split only
+        negatives, changed = near_misses(positives, rng, groups=split)
         out = {}
-        for split, sl in split_counts(sizes).items():
-            tables = np.concatenate([positives[sl], negatives[sl]])
-            y = np.repeat([1.0, 0.0], len(positives[sl])).astype(np.float32)
+        for s, name in enumerate(SPLIT_FRACTIONS):
+            tables = np.concatenate([positives[split == s], negatives[split == s]])
+            y = np.repeat([1.0, 0.0], int((split == s).sum())).astype(np.float32)
+            # the entry a near miss breaks (every failing triple reads it: its semigroup
+            # was associative); -1 for a semigroup, where no single entry is to blame
+            broken = np.concatenate([np.full(int((split == s).sum()), -1), changed[split == s]])
             order = rng.permutation(len(tables))
-            out[split] = {"table": torch.from_numpy(tables[order].copy()),
-                          "y": torch.from_numpy(y[order])}
+            out[name] = {"table": torch.from_numpy(tables[order].copy()),
+                         "y": torch.from_numpy(y[order]),
+                         "broken": torch.from_numpy(broken[order].astype(np.int16))}
         return out
+
+    def relevant_inputs(self, split: str, modality: Modality) -> torch.Tensor | None:
+        """A near miss: the one entry changed from its semigroup (per row); a semigroup:
+        every entry (nothing to single out, so scoring skips the row)."""
+        modality = Modality(modality)
+        if modality not in self.spec.modalities:
+            return None
+        m, broken = self.params["m"], self._raw_split(split)["broken"].long()
+        cells = (broken < 0)[:, None].repeat(1, m * m)
+        hit = broken >= 0
+        cells[hit, broken[hit]] = True
+        if modality is Modality.SEQUENCE:  # the entries in row-major order
+            return cells[:, None, :]
+        grid = cells.reshape(-1, 1, 1, m, m)  # broadcasts over the value channels
+        if modality is Modality.IMAGE:
+            return grid
+        return grid.expand(-1, 1, m, m, m).reshape(-1, 1, m ** 3)  # one-hot, channel-major
 
     def build_spec(self) -> DatasetSpec:
         m = self.params["m"]
@@ -197,7 +317,8 @@ class Semigroups(MathDataModule):
             views=(ViewSpec(Modality.IMAGE, (m, m, m)), ViewSpec(Modality.VECTOR, (m ** 3,)),
                    ViewSpec(Modality.SEQUENCE, (m * m,), vocab_size=m + 1)),
             description=f"associativity of {m} x {m} Cayley tables, near-miss negatives",
-            params=self.params)
+            params=self.params,
+            ground_truth="a near miss: the one entry changed from its semigroup")
 
     def make_view(self, raw: dict[str, torch.Tensor], modality: Modality) -> torch.Tensor:
         table = raw["table"].long()

@@ -57,8 +57,10 @@ def test_sampled_order_5_semigroups_are_distinct_semigroups():
 
 def test_near_misses_break_associativity_in_one_entry():
     base = sg.sample_semigroups(5, 200, np.random.default_rng(2))
-    miss = sg.near_misses(base, np.random.default_rng(3))
+    miss, changed = sg.near_misses(base, np.random.default_rng(3))
     assert ((miss != base).sum(axis=(1, 2)) == 1).all()
+    diff = (miss != base).reshape(len(base), -1).argmax(axis=1)
+    assert (diff == changed).all()  # the entry it reports is the one it changed
     assert not any(is_associative(t.tolist()) for t in miss)
     assert len({t.tobytes() for t in miss}) == len(miss)
 
