@@ -68,10 +68,9 @@ def views_match_spec(dm: Any) -> None:
         n = dm.split_size(split)
         _require(n > 0, f"split {split} is empty")
         for view in spec.views:
-            x = dm.inputs(split, view.modality)
-            _require(num_rows(x) == n, f"{split}/{view.modality.value}: {num_rows(x)} rows, "
-                                       f"not {n}")
-            where = f"{split}/{view.modality.value}"
+            x = dm.inputs(split, view.key)
+            where = f"{split}/{view.key}"
+            _require(num_rows(x) == n, f"{where}: {num_rows(x)} rows, not {n}")
             if view.modality is Modality.SET:
                 _require(tuple(x["x"].shape[1:]) == view.shape and x["mask"].dtype == torch.bool,
                          f"{where}: set layout {tuple(x['x'].shape[1:])} vs {view.shape}")
@@ -132,7 +131,7 @@ def splits_are_disjoint(dm: Any) -> None:
     may repeat (unique_inputs = False)."""
     if not dm.unique_inputs:
         return
-    vec = next(v.modality for v in dm.spec.views
+    vec = next(v.key for v in dm.spec.views
                if v.modality in (Modality.VECTOR, Modality.TABULAR))
     rows = {s: {tuple(r) for r in dm.inputs(s, vec).reshape(dm.split_size(s), -1).tolist()}
             for s in dm.splits}

@@ -365,6 +365,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .run.plan import plan_suite
 
     plan = plan_suite(suite)  # widths and views resolved, pairs checked, before training
+    if options.force:
+        from .run.serial import records_to_force
+
+        options = dataclasses.replace(options, forced=records_to_force(plan.cells,
+                                                                       options.results_dir))
     if args.launcher != "none":
         return _benchmark_on_cluster(args, plan, options)
     console = _console()

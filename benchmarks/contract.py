@@ -2,8 +2,13 @@
 
 A datamodule describes itself with a frozen `DatasetSpec`; it offers its data in one
 or more *views* (its native modality first, then derived ones such as a padded vector).
-The runner picks the first view a model accepts and hands the factory the spec narrowed
-to that view (`spec.for_view(modality)`), so a factory only ever reads one layout.
+Where a dataset has a token sequence view, the harness adds a one-hot vector view of the
+same tokens (key "vector:onehot"), so that a vector model can read exactly what a
+sequence model reads. The planner picks the view a model reads (`choose_view`: the
+model's order of preference; a vector model takes the one-hot view where there is one)
+and hands the factory the spec narrowed to it (`spec.for_view(key)`), so a factory only
+ever reads one layout. A view is named by its key: the modality, and ":encoding" for a
+second encoding of the same modality ("vector", "vector:onehot").
 
 Batch layouts, per view (the first element of every batch; the second is the target):
 - vector, tabular: float tensor (B, D)
@@ -70,6 +75,12 @@ class ViewSpec:
     modality: Modality
     shape: tuple[int, ...]
     vocab_size: int | None = None
+    encoding: str = ""   # "" the dataset's own; "onehot" the tokens one-hot (harness-made)
+
+    @property
+    def key(self) -> str:
+        """The view's name: its modality, with ":encoding" for a second encoding."""
+        return self.modality.value + (f":{self.encoding}" if self.encoding else "")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", Modality(self.modality))
@@ -105,7 +116,7 @@ class DatasetSpec:
                                        # ("the k hidden bits"); the datamodule's
                                        # relevant_inputs() gives it per input (explain)
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. the ground-truth formula
-    view: Modality | None = None       # the view chosen for a model (None: native)
+    view: str | None = None            # the key of the view chosen for a model (None: native)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", TaskType(self.task))
@@ -131,22 +142,25 @@ class DatasetSpec:
             raise SpecError(f"{self.name}: a multiclass task needs num_outputs >= 2")
         if not self.views:
             raise SpecError(f"{self.name}: a dataset must offer at least one view")
+        if any(v.encoding == ONEHOT for v in self.views if v.modality is Modality.VECTOR):
+            pass  # already derived (dataclasses.replace of a spec)
+        else:
+            object.__setattr__(self, "views", self.views + onehot_views(self.views))
+        keys = [v.key for v in self.views]
+        if len(set(keys)) != len(keys):
+            raise SpecError(f"{self.name}: each view may appear once, got {keys}")
         mods = [v.modality for v in self.views]
-        if len(set(mods)) != len(mods):
-            raise SpecError(f"{self.name}: each view modality may appear once, got {mods}")
         if Modality.VECTOR not in mods and Modality.TABULAR not in mods:
             raise SpecError(f"{self.name}: every dataset must offer a vector (or tabular) view "
                             "so that every model family can run on it")
         if self.view is not None:
-            object.__setattr__(self, "view", Modality(self.view))
-            if self.view not in mods:
-                raise SpecError(f"{self.name}: no {self.view.value} view")
+            object.__setattr__(self, "view", self.view_spec(self.view).key)
 
     # -- views ------------------------------------------------------------------------
     @property
     def modality(self) -> Modality:
-        """The modality a model sees: the chosen view, else the native one."""
-        return self.view if self.view is not None else self.views[0].modality
+        """The modality a model sees: the chosen view's, else the native one's."""
+        return self.input.modality
 
     @property
     def native_modality(self) -> Modality:
@@ -155,7 +169,7 @@ class DatasetSpec:
     @property
     def input(self) -> ViewSpec:
         """The ViewSpec of the chosen (or native) view."""
-        return self.view_spec(self.modality)
+        return self.view_spec(self.view) if self.view is not None else self.views[0]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -165,22 +179,32 @@ class DatasetSpec:
     def vocab_size(self) -> int | None:
         return self.input.vocab_size
 
-    def view_spec(self, modality: Modality | str) -> ViewSpec:
-        modality = Modality(modality)
+    def view_spec(self, view: Modality | str) -> ViewSpec:
+        """A view by key ("vector:onehot") or modality (its first view: the dataset's own
+        encoding)."""
+        key = view.value if isinstance(view, Modality) else str(view)
         for v in self.views:
-            if v.modality is modality:
+            if v.key == key:
                 return v
-        raise SpecError(f"{self.name}: no {modality.value} view "
-                        f"(offers {', '.join(v.modality.value for v in self.views)})")
+        if ":" not in key:
+            for v in self.views:
+                if v.modality.value == key:
+                    return v
+        raise SpecError(f"{self.name}: no {key} view "
+                        f"(offers {', '.join(v.key for v in self.views)})")
 
     @property
     def modalities(self) -> tuple[Modality, ...]:
-        return tuple(v.modality for v in self.views)
+        """The modalities of the views, each once, in order."""
+        return tuple(dict.fromkeys(v.modality for v in self.views))
 
-    def for_view(self, modality: Modality | str) -> DatasetSpec:
+    @property
+    def view_keys(self) -> tuple[str, ...]:
+        return tuple(v.key for v in self.views)
+
+    def for_view(self, view: Modality | str) -> DatasetSpec:
         """This spec as a model sees it through one view."""
-        self.view_spec(modality)
-        return dataclasses.replace(self, view=Modality(modality))
+        return dataclasses.replace(self, view=self.view_spec(view).key)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description for run records."""
@@ -188,17 +212,42 @@ class DatasetSpec:
             "name": self.name, "version": self.version, "task": self.task.value,
             "num_outputs": self.num_outputs, "metric": self.metric,
             "higher_is_better": self.higher_is_better,
-            "views": [v.modality.value for v in self.views],
-            "view": self.modality.value, "input_shape": list(self.input_shape),
-            "description": self.description,
+            "views": [v.key for v in self.views],
+            "view": self.modality.value, "encoding": self.input.encoding,
+            "input_shape": list(self.input_shape), "description": self.description,
         }
 
 
-def choose_view(spec: DatasetSpec, accepted: tuple[Modality, ...]) -> Modality | None:
-    """The first view the dataset offers (native first) that a model accepts, or None."""
-    for v in spec.views:
-        if v.modality in accepted:
-            return v.modality
+ONEHOT = "onehot"
+MAX_ONEHOT_FEATURES = 20_000  # a wider one-hot view is left out (memory, not information)
+
+
+def onehot_views(views: tuple[ViewSpec, ...]) -> tuple[ViewSpec, ...]:
+    """The one-hot vector view of a sequence view's tokens: each position's token as V - 1
+    indicators (PAD is all zeros), so a vector model reads what a sequence model reads."""
+    seq = next((v for v in views if v.modality is Modality.SEQUENCE), None)
+    if seq is None:
+        return ()
+    width = seq.shape[0] * (seq.vocab_size - 1)
+    return (ViewSpec(Modality.VECTOR, (width,), encoding=ONEHOT),) \
+        if width <= MAX_ONEHOT_FEATURES else ()
+
+
+def choose_view(spec: DatasetSpec, accepted: tuple[Modality, ...]) -> str | None:
+    """The key of the view a model reads: the first of the model's accepted modalities
+    (its order of preference) that the dataset offers. A model that reads vectors first
+    (mlp, linear, gboost) takes the one-hot view of the dataset's tokens where there is
+    one: the information a sequence model gets. A model that prefers named columns
+    (symbolic regression: tabular first) keeps the dataset's own encoding. None when the
+    model can read none of them."""
+    keys = spec.view_keys
+    for modality in accepted:
+        if modality is Modality.VECTOR and accepted[0] is Modality.VECTOR \
+                and f"vector:{ONEHOT}" in keys:
+            return f"vector:{ONEHOT}"
+        for v in spec.views:
+            if v.modality is modality:
+                return v.key
     return None
 
 

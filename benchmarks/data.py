@@ -29,7 +29,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from .contract import DatasetSpec, Modality
+from .contract import ONEHOT, DatasetSpec, Modality
 from .errors import UserError
 
 SPLITS = ("train", "val", "test", "ood_test")
@@ -212,7 +212,7 @@ class MathDataModule(L.LightningDataModule):
         self._views: dict[tuple[str, Modality], Any] = {}
         self._spec: DatasetSpec | None = None
         self.content_hash = ""
-        self.view: Modality | None = None
+        self.view: str | None = None  # the configured view's key
         self.batch_size = 256
         self.eval_batch_size = 4096
         self.loader_seed = 0
@@ -262,6 +262,32 @@ class MathDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self._load_or_generate()
 
+    def limit_rows(self, rows: Mapping[str, int]) -> MathDataModule:
+        """Use a seeded random subset of at most rows[split] rows of each split (a
+        suite's `rows`: a large universe at a size 2 cores can train on). The subset is
+        drawn with the dataset's data_seed, so it changes with the split; the content
+        hash is that of the subset."""
+        self._row_limits = dict(rows)
+        self._raw, self._views = None, {}
+        return self
+
+    def _subsample(self) -> None:
+        rows = getattr(self, "_row_limits", None)
+        if not rows:
+            return
+        for i, split in enumerate(SPLITS):
+            limit = rows.get(split)
+            arrays = self._raw.get(split)
+            if not limit or arrays is None:
+                continue
+            n = num_rows(self.make_target(arrays))
+            if n > limit:
+                g = torch.Generator().manual_seed(int(self.params.get("data_seed", 0)) * 7919 + i)
+                keep = torch.randperm(n, generator=g)[:limit].sort().values
+                self._raw[split] = {k: v.index_select(0, keep) if v.shape[:1] == (n,) else v
+                                    for k, v in arrays.items()}
+        self.content_hash = _hash_tensors(self._raw)
+
     def drop_cache(self) -> None:
         """Forget the data in memory and on disk, so the next use generates it afresh
         (`--force`)."""
@@ -276,6 +302,7 @@ class MathDataModule(L.LightningDataModule):
             loaded = self._load_verified(path)
             if loaded is not None:
                 self._raw, self.content_hash = loaded
+                self._subsample()
                 return
             path.unlink(missing_ok=True)  # torn, tampered or of another structure
         raw = self.generate()
@@ -285,6 +312,7 @@ class MathDataModule(L.LightningDataModule):
         self._raw = {s: {k: v.contiguous() for k, v in d.items()} for s, d in raw.items()}
         self.content_hash = _hash_tensors(self._raw)
         self._save(path)
+        self._subsample()
 
     def _structure_problem(self, raw: Any) -> str | None:
         """Why `raw` is not this dataset's data layout, or None."""
@@ -347,13 +375,30 @@ class MathDataModule(L.LightningDataModule):
             raise KeyError(f"dataset {self.name!r} has no {split!r} split")
         return self._raw[split]
 
-    def inputs(self, split: str, modality: Modality | str | None = None) -> Any:
-        m = Modality(modality) if modality is not None else (self.view or self.spec.native_modality)
-        key = (split, m)
+    def inputs(self, split: str, view: Modality | str | None = None) -> Any:
+        """One split in one view (by key or modality; default: the configured view)."""
+        vs = self.spec.view_spec(view if view is not None else (self.view or
+                                                                 self.spec.views[0].key))
+        key = (split, vs.key)
         if key not in self._views:
-            self.spec.view_spec(m)  # a clear error for a view the dataset lacks
-            self._views[key] = self.make_view(self._raw_split(split), m)
+            if vs.encoding == ONEHOT:  # the harness's view of the dataset's own tokens
+                self._views[key] = onehot_tokens(self.inputs(split, Modality.SEQUENCE),
+                                                 self.spec.view_spec(Modality.SEQUENCE))
+            else:
+                self._views[key] = self.make_view(self._raw_split(split), vs.modality)
         return self._views[key]
+
+    def relevant_mask(self, split: str, view: Modality | str) -> torch.Tensor | None:
+        """relevant_inputs for any view key: for the one-hot view, the sequence view's mask
+        repeated over each position's indicators."""
+        vs = self.spec.view_spec(view)
+        if vs.encoding == ONEHOT:
+            mask = self.relevant_inputs(split, Modality.SEQUENCE)
+            if mask is None:
+                return None
+            vocab = self.spec.view_spec(Modality.SEQUENCE).vocab_size
+            return mask.repeat_interleave(vocab - 1, dim=-1)
+        return self.relevant_inputs(split, vs.modality)
 
     def target(self, split: str) -> torch.Tensor:
         return self.make_target(self._raw_split(split))
@@ -377,7 +422,7 @@ class MathDataModule(L.LightningDataModule):
         if chunk is not None:
             self.chunk = chunk
         if view is not None:
-            self.view = Modality(view)
+            self.view = self.spec.view_spec(view).key
         if batch_size is not None:
             self.batch_size = batch_size
         if eval_batch_size is not None:
@@ -404,6 +449,13 @@ class MathDataModule(L.LightningDataModule):
     def rng(self, *salt: int) -> np.random.Generator:
         """The data generator: seeded by the dataset's data_seed (fixed per version)."""
         return np.random.default_rng([int(self.params.get("data_seed", 0)), *salt])
+
+
+def onehot_tokens(tokens: torch.Tensor, seq: Any) -> torch.Tensor:
+    """(B, L) tokens -> (B, L * (V - 1)) float: each position's token as indicators of
+    the values 1..V-1, position-major; PAD (0) is all zeros."""
+    onehot = torch.nn.functional.one_hot(tokens.long(), seq.vocab_size)[..., 1:]
+    return onehot.flatten(1).float()
 
 
 def split_counts(total_needed: Mapping[str, int]) -> dict[str, slice]:

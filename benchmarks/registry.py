@@ -74,6 +74,7 @@ class ModelEntry:
     tasks: tuple[TaskType, ...] = tuple(TaskType)  # task types it applies to
     check: Callable[[], str | None] | None = None  # extra availability check (Julia, say)
     smoke_hparams: dict[str, Any] = field(default_factory=dict)  # quick settings for tests
+    space: dict[str, Any] = field(default_factory=dict)  # its hyperparameter search space
 
     def unavailable_reason(self) -> str | None:
         """Why the model cannot run here (a missing optional dependency), or None."""
@@ -141,6 +142,7 @@ def register_model(
     tasks: Iterable[str | TaskType] = tuple(TaskType),
     check: Callable[[], str | None] | None = None,
     smoke_hparams: dict[str, Any] | None = None,
+    space: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register a model factory `factory(spec, **hparams)` under `name`.
 
@@ -153,6 +155,11 @@ def register_model(
     tasks: the task types the model applies to (symbolic regression: regression only).
     check: returns why the model cannot run here (beyond `requires`), or None.
     smoke_hparams: hyperparameters that make it quick, for the generic tests.
+    space: the hyperparameter search space, declared beside the model (benchmarks.tune
+    reads it): {name: spec} over the factory's hyperparameters and the training budget's
+    lr, weight_decay and batch_size, each spec one of ("float", lo, hi), ("logfloat",
+    lo, hi), ("int", lo, hi) or ("choice", [values]). Every family is searched with the
+    same number of trials on the validation split only.
     """
     mods = tuple(Modality(m) for m in modalities)
     task_types = tuple(TaskType(t) for t in tasks)
@@ -166,7 +173,8 @@ def register_model(
         _MODELS[name] = ModelEntry(name, factory, mods, _first_doc_line(factory),
                                    _signature_params(factory, skip=1), factory.__module__,
                                    kind, baseline, tuple(requires), tuple(tags), width,
-                                   task_types, check, dict(smoke_hparams or {}))
+                                   task_types, check, dict(smoke_hparams or {}),
+                                   dict(space or {}))
         if width is not None and width not in {p.name for p in _MODELS[name].params}:
             del _MODELS[name]
             raise ValueError(f"model {name!r}: width={width!r} is not a parameter of its factory")

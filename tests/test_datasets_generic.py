@@ -4,68 +4,30 @@ label oracles of parity and descents."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
 from conftest import DATASETS, smoke_datamodule
 
-from benchmarks import registry
-from benchmarks.contract import Modality, TaskType
-from benchmarks.data import num_rows
+from benchmarks import checks, registry
 
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_spec_and_views(name):
+    """Views and targets as the spec says (benchmarks.checks, as `mlwm check` runs them)."""
     dm = smoke_datamodule(name)
-    spec = dm.spec
-    assert spec.name == name and spec.version == dm.version
-    assert {"train", "val", "test"} <= set(dm.splits)
-    assert ("ood_test" in dm.splits) == spec.has_ood
-    for split in dm.splits:
-        n = dm.split_size(split)
-        assert n > 0
-        for view in spec.views:
-            x = dm.inputs(split, view.modality)
-            assert num_rows(x) == n
-            if view.modality is Modality.SET:
-                assert x["x"].shape[1:] == view.shape and x["mask"].dtype == torch.bool
-            elif view.modality is Modality.SEQUENCE:
-                assert x.dtype == torch.long and x.shape[1:] == view.shape
-                assert int(x.min()) >= 0 and int(x.max()) < view.vocab_size
-            elif view.modality is not Modality.GRAPH:
-                assert x.dtype == torch.float32 and tuple(x.shape[1:]) == view.shape
-                assert torch.isfinite(x).all()
-        y = dm.target(split)
-        if spec.task is TaskType.MULTICLASS:
-            assert y.dtype == torch.long and y.ndim == 1
-            assert 0 <= int(y.min()) and int(y.max()) < spec.num_outputs
-        elif spec.task is TaskType.MULTILABEL:
-            assert y.shape == (n, spec.num_outputs) and set(y.unique().tolist()) <= {0.0, 1.0}
-        elif spec.task is TaskType.BINARY:
-            assert y.shape == (n,) and set(y.unique().tolist()) <= {0.0, 1.0}
-        else:
-            assert y.dtype == torch.float32 and torch.isfinite(y).all()
+    assert dm.spec.name == name and dm.spec.version == dm.version
+    checks.views_match_spec(dm)
 
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_generation_is_deterministic_and_cached(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLWM_CACHE", str(tmp_path))
+    checks.generation_is_deterministic(name)
     entry = registry.get_dataset_entry(name)
-    monkeypatch.setenv("MLWM_CACHE", str(tmp_path / "a"))
-    a = registry.create_dataset(name, **entry.cls.smoke_params)
-    a.setup()
-    assert a.cache_path.is_file(), "generated data is cached on disk"
-    monkeypatch.setenv("MLWM_CACHE", str(tmp_path / "b"))
-    b = registry.create_dataset(name, **entry.cls.smoke_params)
-    b.setup()
-    assert a.content_hash == b.content_hash and len(a.content_hash) == 64
-    for split in a.splits:
-        assert torch.equal(a.target(split), b.target(split))
-    monkeypatch.setenv("MLWM_CACHE", str(tmp_path / "a"))
-    c = registry.create_dataset(name, **entry.cls.smoke_params)
-    c.setup()  # loaded from the cache file, same hash
-    assert c.content_hash == a.content_hash
+    dm = registry.create_dataset(name, **entry.cls.smoke_params)
+    dm.setup()
+    assert dm.cache_path.is_file(), "generated data is cached on disk"
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -73,11 +35,7 @@ def test_splits_are_disjoint(name):
     dm = smoke_datamodule(name)
     if not dm.unique_inputs:
         pytest.skip(f"{name} declares that inputs may repeat across splits")
-    vec = next(v.modality for v in dm.spec.views if v.modality in (Modality.VECTOR, Modality.TABULAR))
-    rows = {s: {tuple(r) for r in dm.inputs(s, vec).reshape(dm.split_size(s), -1).tolist()}
-            for s in dm.splits}
-    for a, b in itertools.combinations(rows, 2):
-        assert not rows[a] & rows[b], f"{name}: splits {a} and {b} share inputs"
+    checks.splits_are_disjoint(dm)
 
 
 # -- oracles -----------------------------------------------------------------------------

@@ -4,8 +4,13 @@ suite goes on; a model whose optional backend is missing is `skipped` with the r
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +23,7 @@ from ..errors import BackendUnavailable, UserError
 from ..train.hardware import Hardware, secondary_rank  # noqa: F401 (re-exported)
 from ..train.outcome import TrainOutcome
 from .environment import environment
+from .files import write_bytes_atomic
 from .plan import Cell
 from .records import SCHEMA_VERSION, RunRecord
 
@@ -29,7 +35,10 @@ class RunOptions:
     results_dir: Path = Path("results")
     hardware: Hardware = field(default_factory=Hardware)
     retry_failed: bool = True     # rerun cells whose record says failed
-    force: bool = False           # rerun every cell, finished or not
+    force: bool = False           # rerun every cell, finished or not ...
+    forced: dict[str, int] = field(default_factory=dict)  # ... whose record is still the
+                                  # one seen at the start (path -> mtime_ns): a record
+                                  # another --force runner rewrote meanwhile is done
     fresh_data: bool = False      # regenerate each dataset's cached files first (--force)
     vectorise_seeds: bool = False  # train the seeds of a cell together (torch.func) where supported
     logger: str = ""              # a Lightning logger per cell: csv, tensorboard or mlflow
@@ -38,7 +47,7 @@ class RunOptions:
 def _spec_fields(spec: DatasetSpec) -> dict[str, Any]:
     s = spec.summary()
     return {k: s[k] for k in ("task", "metric", "higher_is_better", "description", "view",
-                              "views", "num_outputs", "input_shape")} | {
+                              "encoding", "views", "num_outputs", "input_shape")} | {
         "has_ood": spec.has_ood}
 
 
@@ -98,6 +107,39 @@ def _logger(kind: str, cell: Cell, results_dir: Path) -> Any:
                         tracking_uri=f"file:{Path(results_dir).resolve() / 'mlruns'}")
 
 
+class CellTimeout(Exception):
+    """A cell ran past its hard wall-clock cap (inside a step: a stuck forward)."""
+
+
+def hard_cap_s(budget: Any) -> float:
+    """The hard wall-clock cap of a cell: Lightning's own max_time stops training at a
+    step's end; this one also stops a step that never ends (0: none). The grace beyond
+    1.5 x max_time_s covers data and testing ($MLWM_HARD_CAP_GRACE_S, default 30 s)."""
+    grace = float(os.environ.get("MLWM_HARD_CAP_GRACE_S", 30.0))
+    return 1.5 * budget.max_time_s + grace if budget.max_time_s > 0 else 0.0
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """CellTimeout in this (main) thread after `seconds` (SIGALRM: interrupts sleeps and
+    Python code; a worker's parent kills what even that cannot stop)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise CellTimeout(f"the cell ran past its hard cap of {seconds:.0f} s "
+                          "(1.5 x max_time_s + grace) inside a step")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def train_cell(cell: Cell, dm: MathDataModule, options: RunOptions) -> TrainOutcome:
     """Build the model of a cell and train or fit it (the datamodule is set up)."""
     import lightning as L
@@ -134,6 +176,7 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
     unavailable = entry.unavailable_reason()
     t0 = time.perf_counter()
     fields: dict[str, Any] = {}
+    out: TrainOutcome | None = None
     try:
         if unavailable:
             fields = {"status": "skipped", "reason": unavailable}
@@ -141,7 +184,11 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
             prepare(cell, dm)
             fields["dataset"] = {"content_hash": dm.content_hash,
                                  "sizes": {s: dm.split_size(s) for s in dm.splits}}
-            out = trained if trained is not None else train_cell(cell, dm, options)
+            if trained is not None:
+                out = trained
+            else:
+                with deadline(hard_cap_s(cell.budget)):
+                    out = train_cell(cell, dm, options)
             if out.failed:  # a stacked member's failure, worded as the plain path's
                 fields.update(status="failed", reason=out.failed, model={"n_params": out.n_params})
             else:
@@ -154,6 +201,10 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
         fields.update(status="failed", reason=str(exc))
     except NonFiniteOutputs as exc:  # at test: the model, not the harness, is at fault
         fields.update(status="failed", reason=_one_line(exc))
+    except CellTimeout as exc:
+        fields.update(status="failed", reason=f"time_cap: {exc}", stopped_by="time_cap")
+    except SystemExit as exc:  # a model that calls sys.exit fails its cell, not the suite
+        fields.update(status="failed", reason=f"the model called sys.exit({exc.code})")
     except MemoryError:
         fields.update(status="failed", reason="MemoryError: the cell ran out of memory")
     except Exception as exc:  # any bug or failure in one cell must not lose the others
@@ -164,11 +215,20 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
         if problem:
             fields.update(status="failed", reason=problem)
     if fields.get("status") in ("failed", "skipped"):
-        for key in ("metrics", "history", "epochs", "best_epoch", "stopped_by", "samples_per_s"):
+        for key in ("metrics", "history", "epochs", "best_epoch", "samples_per_s"):
             fields.pop(key, None)  # a failed record holds no partial results
+        if fields.get("stopped_by") != "time_cap":
+            fields.pop("stopped_by", None)
         fields.get("model", {}).pop("details", None)
     fields.setdefault("time", {})["total_s"] = time.perf_counter() - t0
     fields = _finite(fields)
+    if fields.get("status", "ok") == "ok" and out is not None and out.predictions and \
+            not secondary_rank():
+        try:
+            fields["predictions"] = write_predictions(cell.path(options.results_dir), out, dm)
+        except OSError as exc:
+            raise UserError(f"cannot write the predictions of {cell.label} ({exc.strerror or exc});"
+                            " free the space and run the same command to resume") from None
     try:
         record = new_record(cell, dm, options, **fields)
     except ValueError as exc:  # a bug here must still leave a record of the cell
@@ -183,6 +243,28 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
                             "cells finished before it are saved: free the space or fix the "
                             "folder and run the same command to resume") from None
     return record
+
+
+def write_predictions(record_path: Path, out: TrainOutcome, dm: MathDataModule
+                      ) -> dict[str, Any]:
+    """The per-row test predictions (and targets) beside the record, written before it
+    (atomically), so that a record never names a missing file."""
+    import hashlib
+    import io
+
+    import numpy as np
+
+    arrays = {}
+    for split, pred in out.predictions.items():
+        arrays[f"{split}/pred"] = np.asarray(pred)
+        arrays[f"{split}/target"] = dm.target(split).numpy()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    data = buf.getvalue()
+    name = record_path.name.replace(".json", ".preds.npz")
+    write_bytes_atomic(record_path.with_name(name), data)
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
+            "splits": sorted(out.predictions)}
 
 
 def _non_finite_primary(fields: dict[str, Any], metric: str) -> str | None:

@@ -35,6 +35,23 @@ def record_path(results_dir: str | Path, suite: str, dataset_id: str, model_id: 
     return Path(results_dir) / "runs" / suite / dataset_id / model_id / f"seed{int(seed)}.json"
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """As write_text_atomic, for bytes (the predictions beside a record)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`:
     a reader (or a crash) sees the old file or the new one, never half of one. A failed
@@ -57,5 +74,5 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def remove_debris(path: str | Path) -> None:
     """Delete temporary files a killed writer of this record left (call under its claim)."""
     path = Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+    for tmp in path.parent.glob(f".{path.stem}.*.tmp"):  # the record's and its predictions'
         tmp.unlink(missing_ok=True)

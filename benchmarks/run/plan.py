@@ -86,7 +86,9 @@ class SuitePlan:
 
 
 def make_datamodule(cfg: DatasetConfig) -> MathDataModule:
-    return registry.create_dataset(cfg.name, **cfg.params)
+    """The dataset of a config, with its suite's row limits."""
+    dm = registry.create_dataset(cfg.name, **cfg.params)
+    return dm.limit_rows(cfg.rows) if cfg.rows else dm
 
 
 def incompatibility(spec: DatasetSpec, model_name: str) -> str | None:
@@ -114,16 +116,29 @@ def make_cell(suite: str, dcfg: DatasetConfig, mcfg: ModelConfig, seed: int,
     if reason:
         raise UserError(f"cannot run this pair: {reason}")
     view = choose_view(dm.spec, entry.modalities)
+    if mcfg.view is not None:  # a suite asked for one view (the dataset's own encoding)
+        key = dm.spec.view_spec(mcfg.view).key
+        if dm.spec.view_spec(key).modality not in entry.modalities:
+            raise UserError(f"model {mcfg.name!r} cannot read the {key} view of "
+                            f"{dcfg.id!r}; it accepts {', '.join(m.value for m in entry.modalities)}")
+        view = key
     given = registry.bind_params("model", mcfg.name, entry.params, dict(mcfg.hparams))
     defaults = registry.defaults(entry.params)
     hparams = {**defaults, **given}
     if mcfg.param_budget is not None:
         hparams[entry.width] = fit_width(mcfg.name, dm.spec.for_view(view), mcfg.param_budget,
                                          given)[0]
-    identity = {"dataset": {"name": dm.name, "version": dm.version, "params": dm.params},
+    params = dict(dm.params)
+    if "data_seed" in dcfg.params:  # a seed's own data split (dm may be another seed's)
+        params["data_seed"] = dcfg.params["data_seed"]
+    identity = {"dataset": {"name": dm.name, "version": dm.version, "params": params},
                 "model": {"name": mcfg.name, "hparams": {**defaults, **mcfg.hparams},
                           "param_budget": mcfg.param_budget},
                 "seed": seed, "budget": budget.to_dict()}
+    if dcfg.rows:  # absent otherwise, so that older cells keep their identity
+        identity["dataset"]["rows"] = dict(sorted(dcfg.rows.items()))
+    if view != choose_view(dm.spec, entry.modalities) or mcfg.view is not None:
+        identity["model"]["view"] = view
     return Cell(suite, dcfg, mcfg, seed, budget, view, hparams, identity)
 
 
@@ -136,6 +151,18 @@ def with_baselines(suite: Suite) -> tuple[ModelConfig, ...]:
     return tuple(models)
 
 
+def seeded_dataset(dcfg: DatasetConfig, seed: int, follow: bool) -> DatasetConfig:
+    """The dataset config a seed trains on: with `follow`, its data_seed is the seed, so
+    each seed re-draws the data split as well as the initialisation (unless the suite
+    pins data_seed itself, or the dataset has none)."""
+    if not follow or "data_seed" in dcfg.params:
+        return dcfg
+    names = {p.name for p in registry.get_dataset_entry(dcfg.name).params}
+    if "data_seed" not in names:
+        return dcfg
+    return dataclasses.replace(dcfg, params={**dcfg.params, "data_seed": seed})
+
+
 def plan_suite(suite: Suite) -> SuitePlan:
     """All compatible cells of a suite, dataset-major so each dataset is generated once.
     Datasets and models are checked (names, parameters) before anything trains."""
@@ -143,8 +170,10 @@ def plan_suite(suite: Suite) -> SuitePlan:
     models = with_baselines(suite)
     for mcfg in models:
         registry.get_model_entry(mcfg.name)  # unknown names fail here, before training
+    follow = suite.data_seeds == "follow"
     for dcfg in suite.datasets:
         dm = make_datamodule(dcfg)
+        seeds = dcfg.seeds or suite.seeds
         for mcfg in models:
             reason = incompatibility(dm.spec, mcfg.name)
             if reason:
@@ -155,8 +184,20 @@ def plan_suite(suite: Suite) -> SuitePlan:
                 plan.incompatible.append((dcfg.id, mcfg.id, reason))
                 continue
             budget = dataclasses.replace(suite.budget, **dcfg.budget)
-            first = make_cell(suite.name, dcfg, mcfg, suite.seeds[0], budget, dm)
-            for seed in suite.seeds:  # seeds share the view and the fitted width
-                plan.cells.append(first if seed == first.seed else dataclasses.replace(
-                    first, seed=seed, identity={**first.identity, "seed": seed}))
+            first = make_cell(suite.name, seeded_dataset(dcfg, seeds[0], follow), mcfg,
+                              seeds[0], budget, dm)
+            for seed in seeds:  # seeds share the view and the fitted width
+                if seed == first.seed:
+                    plan.cells.append(first)
+                    continue
+                seeded = seeded_dataset(dcfg, seed, follow)
+                params = dict(first.identity["dataset"]["params"])
+                if "data_seed" in seeded.params:
+                    params["data_seed"] = seeded.params["data_seed"]
+                identity = {**first.identity, "seed": seed,
+                            "dataset": {**first.identity["dataset"], "params": params}}
+                plan.cells.append(dataclasses.replace(first, seed=seed, dataset=seeded,
+                                                      identity=identity))
+    plan.cells.sort(key=lambda c: (suite.datasets.index(next(
+        d for d in suite.datasets if d.id == c.dataset.id)), c.seed))  # one dataset at a time
     return plan

@@ -17,7 +17,15 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..train.budget import TrainBudget
 from ..train.outcome import STOP_REASONS
@@ -48,6 +56,7 @@ class DatasetInfo(_Strict):
     higher_is_better: bool
     description: str = ""
     view: Literal["vector", "sequence", "image", "set", "graph", "tabular"]
+    encoding: str = ""                 # "onehot": the harness's one-hot view of the tokens
     views: list[str] = []
     num_outputs: int | None = None
     input_shape: list[int] = []
@@ -84,6 +93,15 @@ class EnvironmentInfo(_Strict):
     threads: Annotated[int, Field(ge=1)] | None = None  # float reductions depend on it
 
 
+class PredictionsInfo(_Strict):
+    """The file beside a record that holds its per-row test predictions and targets (what
+    the paired tests of the leaderboard and `mlwm compare` resample)."""
+
+    file: str = Field(pattern=r"^seed[0-9]+\.preds\.npz$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    splits: list[str]
+
+
 class RunRecord(_Strict):
     """One cell's result. status "ok" carries val and test metrics; "failed" and
     "skipped" carry the reason."""
@@ -107,7 +125,8 @@ class RunRecord(_Strict):
     environment: EnvironmentInfo
     created: str
     traceback: str | None = None   # failed cells: the last frames, for a bug report
-
+    predictions: PredictionsInfo | None = None
+    _path: Path | None = PrivateAttr(default=None)  # where it was read from
     @field_validator("budget")
     @classmethod
     def _budget_runs(cls, budget: dict[str, Any]) -> dict[str, Any]:
@@ -132,10 +151,22 @@ class RunRecord(_Strict):
     def primary_test(self) -> float | None:
         return self.metrics.get("test", {}).get(self.dataset.metric)
 
+    @property
+    def path(self) -> Path | None:
+        """The file this record was read from (None for one made in memory)."""
+        return self._path
+
+    def predictions_path(self) -> Path | None:
+        """The file of its per-row predictions, if it has one and was read from disk."""
+        if self.predictions is None or self._path is None:
+            return None
+        return self._path.with_name(self.predictions.file)
+
     def to_json(self) -> str:
         data = self.model_dump(mode="json")
-        if data.get("traceback") is None:
-            data.pop("traceback", None)
+        for key in ("traceback", "predictions"):  # absent rather than null: older records
+            if data.get(key) is None:
+                data.pop(key, None)
         return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
     def write(self, path: str | Path) -> None:
@@ -176,7 +207,9 @@ def read_record(path: str | Path) -> RunRecord:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(f"unreadable: {exc}") from exc
-    return parse_record(text)
+    record = parse_record(text)
+    record._path = Path(path)
+    return record
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -26,11 +26,11 @@ PROGRESS_EVENT = {"ran": "end", "done": "resumed", "busy": "busy"}  # run_claime
 def finished_record(cell: Cell, options: RunOptions) -> RunRecord | None:
     """The existing record of this exact cell configuration, if it need not run again.
     A file that is not a valid record (or is of another configuration) is run again."""
-    if options.force:
-        return None
     path = cell.path(options.results_dir)
     if not path.is_file():
         return None
+    if options.force and options.forced.get(str(path)) == path.stat().st_mtime_ns:
+        return None  # still the record this --force run set out to replace
     try:
         rec = read_record(path)
     except RecordError:
@@ -40,6 +40,19 @@ def finished_record(cell: Cell, options: RunOptions) -> RunRecord | None:
     if rec.status == "failed" and options.retry_failed:
         return None
     return rec
+
+
+def records_to_force(cells: list[Cell], results_dir: Any) -> dict[str, int]:
+    """--force: the records that exist now (path -> mtime_ns). They are rerun; a record
+    written after this moment (by this run or another --force runner) is done."""
+    out = {}
+    for cell in cells:
+        path = cell.path(results_dir)
+        try:
+            out[str(path)] = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+    return out
 
 
 def claim_unfinished(cell: Cell, options: RunOptions

@@ -2,15 +2,23 @@
 
     description = "what this suite is for"
     seeds = [0, 1, 2]
+    data_seeds = "follow"    # each seed re-draws the data split too ("fixed": it does not)
+    param_budgets = [10000, 100000]   # every neural family at these sizes
 
-    [budget]                 # benchmarks.trainer.TrainBudget fields
+    [budget]                 # benchmarks.train.budget.TrainBudget fields
     max_epochs = 30
+
+    [tuning]                 # optional: an equal search per (dataset, family, budget)
+    trials = 16
+    seed = 0
 
     [[datasets]]
     name = "descents"
     id = "descents-left-matrix"          # optional label; defaults to the name
     params = { side = "left", encoding = "matrix" }
     budget = { max_epochs = 60 }         # optional: this dataset's changes to [budget]
+    rows = { train = 20000, test = 5000 }  # optional: a seeded subsample of large splits
+    seeds = [0, 1, 2, 3, 4, 5, 6]        # optional: its own seeds (where seeds split)
 
     [[models]]
     name = "mlp"
@@ -18,6 +26,13 @@
     datasets = ["parity*"]               # optional wildcard filter
     param_budgets = [10000, 100000]      # optional: one row per budget, width scaled
                                          # (a top-level param_budgets applies to all)
+    view = "vector"                      # optional: read this view (here the dataset's own
+                                         # vector encoding, not the one-hot tokens)
+
+    [[contrasts]]                        # a published result, shown as its own table
+    name = "MNIST-1D: CNN > GRU > MLP > logistic"
+    dataset = "mnist1d"
+    models = ["cnn1d@100k", "gru@100k", "mlp@100k", "linear"]
 
 Every model runs on every dataset it is compatible with; the registered baseline models
 (those that declare baseline=True) are added unless `baseline = false`. Ids (a dataset's
@@ -55,6 +70,8 @@ class DatasetConfig:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)  # overrides of the suite's [budget]
+    rows: dict[str, int] = field(default_factory=dict)    # a seeded subsample per split
+    seeds: tuple[int, ...] | None = None  # this dataset's own seeds (more where they split)
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,8 @@ class ModelConfig:
     hparams: dict[str, Any] = field(default_factory=dict)
     datasets: tuple[str, ...] = ("*",)
     param_budget: int | None = None   # scale the width hparam to this many parameters
+    view: str | None = None           # the view it reads ("vector": the dataset's own
+                                      # encoding); None: its order of preference
 
     def applies_to(self, dataset_id: str) -> bool:
         return any(fnmatch.fnmatchcase(dataset_id, pat) for pat in self.datasets)
@@ -79,13 +98,23 @@ class Suite:
     models: tuple[ModelConfig, ...]
     path: str = ""
     baseline: bool = True   # add the registered baseline models (plan_suite does)
+    data_seeds: str = "follow"  # "follow": each seed re-draws the data (data_seed = seed)
+                                # as well as the initialisation; "fixed": data_seed stays
+    tuning: dict[str, int] = field(default_factory=dict)  # {"trials": n, "seed": s}
+    tuned_from: str = ""        # reuse another suite's committed tuned configurations
+    contrasts: tuple[dict[str, Any], ...] = ()  # published results the reference shows
 
 
 _TOP_KEYS = {"description": str, "seeds": list, "budget": dict, "datasets": list,
-             "models": list, "baseline": bool, "param_budgets": list}
-_DATASET_KEYS = {"name": str, "id": str, "params": dict, "budget": dict}
+             "models": list, "baseline": bool, "param_budgets": list, "data_seeds": str,
+             "tuning": dict, "tuned_from": str, "contrasts": list}
+_DATASET_KEYS = {"name": str, "id": str, "params": dict, "budget": dict, "rows": dict,
+                 "seeds": list}
 _MODEL_KEYS = {"name": str, "id": str, "hparams": dict, "datasets": list,
-               "param_budgets": list}
+               "param_budgets": list, "view": str}
+_CONTRAST_KEYS = {"name": str, "source": str, "dataset": str, "models": list,
+                  "expected": str, "split": str}
+SPLIT_NAMES = ("train", "val", "test", "ood_test")
 
 
 def available_suites() -> list[str]:
@@ -171,13 +200,25 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
                         "--suite-name)")
     _check_table(where, data, _TOP_KEYS)
     budget = make_budget(where, data.get("budget", {}))
-    seeds = data.get("seeds", [0])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
-                            for s in seeds):
-        raise UserError(f"{where}: seeds must be a non-empty list of integers in "
-                        f"0..{MAX_SEED}, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise UserError(f"{where}: seeds repeat: {seeds!r}")
+    seeds = _seeds(where, data.get("seeds", [0]))
+    if data.get("data_seeds", "follow") not in ("follow", "fixed"):
+        raise UserError(f"{where}: data_seeds must be \"follow\" (each seed re-draws the "
+                        f"data) or \"fixed\", got {data['data_seeds']!r}")
+    tuning = data.get("tuning", {})
+    for key, value in tuning.items():
+        if key not in ("trials", "seed") or not isinstance(value, int) or isinstance(value, bool) \
+                or value < (1 if key == "trials" else 0):
+            raise UserError(f"{where}: [tuning] takes trials (an integer >= 1) and seed (an "
+                            f"integer >= 0); got {key} = {value!r}")
+    contrasts = []
+    for i, c in enumerate(data.get("contrasts", [])):
+        w = f"{where}: contrasts[{i}]"
+        if not isinstance(c, dict):
+            raise UserError(f"{w} must be a table ([[contrasts]])")
+        _check_table(w, c, _CONTRAST_KEYS)
+        if not {"name", "dataset", "models"} <= set(c):
+            raise UserError(f"{w} needs name, dataset and models")
+        contrasts.append(dict(c))
     datasets: list[DatasetConfig] = []
     seen: dict[str, str] = {}
     for i, d in enumerate(data.get("datasets", [])):
@@ -191,8 +232,14 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         if "budget" in d:  # checked and typed now, merged into each cell's budget by the runner
             merged = make_budget(f"{w}.budget", {**dataclasses.asdict(budget), **d["budget"]})
             overrides = {k: getattr(merged, k) for k in d["budget"]}
+        rows = dict(d.get("rows", {}))
+        for split, n in rows.items():
+            if split not in SPLIT_NAMES or not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise UserError(f"{w}: rows takes {', '.join(SPLIT_NAMES)} with integers >= 1; "
+                                f"got {split} = {n!r}")
         cfg = DatasetConfig(_checked_id(w, "dataset id", d.get("id", d["name"]), seen),
-                            d["name"], dict(d.get("params", {})), overrides)
+                            d["name"], dict(d.get("params", {})), overrides, rows,
+                            _seeds(w, d["seeds"]) if "seeds" in d else None)
         datasets.append(cfg)
     models: list[ModelConfig] = []
     seen = {}
@@ -214,11 +261,24 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
             base = m.get("id", m["name"])
             mid = base if b is None else f"{base}@{format_budget(b)}"
             models.append(ModelConfig(_checked_id(w, "model id", mid, seen), m["name"],
-                                      dict(m.get("hparams", {})), tuple(pats), b))
+                                      dict(m.get("hparams", {})), tuple(pats), b,
+                                      m.get("view")))
     if not datasets or not models:
         raise UserError(f"{where}: a suite needs at least one [[datasets]] and one [[models]]")
     return Suite(name, data.get("description", ""), tuple(seeds), budget, tuple(datasets),
-                 tuple(models), baseline=data.get("baseline", True))
+                 tuple(models), baseline=data.get("baseline", True),
+                 data_seeds=data.get("data_seeds", "follow"), tuning=dict(tuning),
+                 tuned_from=data.get("tuned_from", ""), contrasts=tuple(contrasts))
+
+
+def _seeds(where: str, seeds: Any) -> tuple[int, ...]:
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
+                            for s in seeds):
+        raise UserError(f"{where}: seeds must be a non-empty list of integers in "
+                        f"0..{MAX_SEED}, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"{where}: seeds repeat: {seeds!r}")
+    return tuple(seeds)
 
 
 def with_budget(suite: Suite, **changes: Any) -> Suite:

@@ -15,13 +15,15 @@ import collections
 import multiprocessing as mp
 import os
 import queue
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
 from .claims import try_claim
-from .execute import RunOptions, new_record
+from .execute import RunOptions, hard_cap_s, new_record
 from .plan import Cell, SuitePlan, make_datamodule
 from .serial import PROGRESS_EVENT, DataModuleCache, ProgressFn, WorkItem, run_item, work_items
 
@@ -41,6 +43,7 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
     from this worker's inbox until a None; report every cell's start and end, then idle."""
     if setup.device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = setup.device
+    _die_with_parent()
     import torch
 
     from .. import registry
@@ -64,6 +67,17 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
         except KeyboardInterrupt:
             return
         results.put(("idle", wid, None, None))
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this worker when the suite runner dies (Linux), so that no
+    orphan keeps training, and holding a cell's claim, after its runner was killed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers still leave between cells when the parent is gone
 
 
 def _run_item(item: WorkItem, options: RunOptions, cache: DataModuleCache, results: Any,
@@ -112,8 +126,23 @@ def iter_suite_parallel(plan: SuitePlan, options: RunOptions, workers: int,
     procs: dict[int, tuple[Any, Any]] = {}   # worker id -> (process, inbox)
     held: dict[int, set[int]] = {}           # worker id -> indices given and not ended
     started: set[int] = set()
+    started_at: dict[int, float] = {}        # plan index -> when its cell started
+    killed: dict[int, str] = {}              # worker id -> why the runner killed it
     booted: set[int] = set()                 # workers that got through start-up
     boot_failures = 0
+    last_check = time.monotonic()
+
+    def kill_overdue() -> None:
+        """A cell past its hard cap by a minute is stuck where even SIGALRM cannot reach
+        (inside one long native call): its worker is killed and the cell recorded."""
+        now = time.monotonic()
+        for wid, indices in held.items():
+            for i in indices & set(started_at):
+                cap = hard_cap_s(plan.cells[i].budget)
+                if cap and now - started_at[i] > cap + 60 and wid in procs and wid not in killed:
+                    killed[wid] = (f"killed by the runner after {now - started_at[i]:.0f} s, "
+                                   f"past its hard cap of {cap:.0f} s (time_cap)")
+                    procs[wid][0].kill()
 
     def give(wid: int) -> None:
         if pending:
@@ -136,6 +165,9 @@ def iter_suite_parallel(plan: SuitePlan, options: RunOptions, workers: int,
     remaining = total
     try:
         while remaining:
+            if time.monotonic() - last_check >= 1.0:
+                last_check = time.monotonic()
+                kill_overdue()
             try:
                 event, wid, index, record = results.get(timeout=1.0)
             except queue.Empty:
@@ -153,7 +185,7 @@ def iter_suite_parallel(plan: SuitePlan, options: RunOptions, workers: int,
                         pending.appendleft([(i, plan.cells[i])])  # never begun: retaken
                     for i in (i for i in lost if i in started):
                         cell = plan.cells[i]  # it died inside this cell: that cell is lost
-                        record = _died_record(cell, proc.exitcode, options)
+                        record = _died_record(cell, proc.exitcode, options, killed.pop(wid, None))
                         remaining -= 1
                         if progress:
                             progress("end", cell, i, total, record)
@@ -172,6 +204,7 @@ def iter_suite_parallel(plan: SuitePlan, options: RunOptions, workers: int,
             cell = plan.cells[index]
             if event == "start":
                 started.add(index)
+                started_at[index] = time.monotonic()
                 if progress:
                     progress("start", cell, index, total, None)
                 continue
@@ -182,23 +215,32 @@ def iter_suite_parallel(plan: SuitePlan, options: RunOptions, workers: int,
             if progress:
                 progress(PROGRESS_EVENT[event], cell, index, total, record)
             yield cell, record, event == "ran"
+    except BaseException:  # Ctrl-C, SIGTERM, an error: stop the workers now; their
+        # cells in progress are not recorded, and the kernel releases their claims
+        for proc, _ in procs.values():
+            proc.kill()
+        raise
     finally:
         for _, inbox in procs.values():
             inbox.put(None)
         for proc, _ in procs.values():
             proc.join(timeout=10)
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()
                 proc.join(timeout=5)
 
 
-def _died_record(cell: Cell, exitcode: int | None, options: RunOptions) -> Any:
+def _died_record(cell: Cell, exitcode: int | None, options: RunOptions,
+                 why: str | None = None) -> Any:
     """A failed record for the cell a dead worker was running. The kernel released the
     worker's claim when it died; the record is written under a claim of this process."""
     how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else \
         f"exit code {exitcode}"
-    record = new_record(cell, make_datamodule(cell.dataset), options, status="failed",
-                        reason=f"worker process died ({how}) while running this cell")
+    fields = {"reason": f"worker process {why}" if why else
+              f"worker process died ({how}) while running this cell"}
+    if why:
+        fields["stopped_by"] = "time_cap"
+    record = new_record(cell, make_datamodule(cell.dataset), options, status="failed", **fields)
     path = cell.path(options.results_dir)
     claim = try_claim(path)
     try:

@@ -21,6 +21,12 @@ class TrainBudget:
 
     max_epochs: int = 30            # upper bound on passes over the training split
     patience: int = 8               # early stopping on the primary val metric (0: off)
+    min_epochs: int = 0             # no early stop before this many epochs (a run flat at
+                                    # chance for a while may still learn)
+    stop_on: str = "metric"         # what must stop improving for `patience` epochs:
+                                    # "metric" (the primary val metric) or "metric_or_loss"
+                                    # (neither it nor the val loss, which still moves
+                                    # while the metric is flat)
     batch_size: int = 256           # training batch; evaluation uses whole-split batches
     lr: float = 1e-3                # AdamW learning rate
     weight_decay: float = 0.0
@@ -63,7 +69,9 @@ class TrainBudget:
 
 
 _NONE = object()
-_NEUTRAL = {"batch_scale": 1, "compile": ""}  # options added after the first records were written
+# options added after the first records were written, left out at these values
+_NEUTRAL = {"batch_scale": 1, "compile": "", "min_epochs": 0, "stop_on": "metric"}
+STOP_ON = ("metric", "metric_or_loss")
 
 
 def _is_int(v: Any) -> bool:
@@ -80,6 +88,9 @@ def budget_problem(b: TrainBudget) -> str | None:
     checks = [
         (_is_int(b.max_epochs) and b.max_epochs >= 1, "max_epochs must be an integer >= 1"),
         (_is_int(b.patience) and b.patience >= 0, "patience must be an integer >= 0 (0: off)"),
+        (_is_int(b.min_epochs) and 0 <= b.min_epochs <= b.max_epochs,
+         "min_epochs must be an integer between 0 and max_epochs"),
+        (b.stop_on in STOP_ON, f"stop_on must be one of {', '.join(STOP_ON)}"),
         (_is_int(b.batch_size) and b.batch_size >= 1, "batch_size must be an integer >= 1"),
         (_is_number(b.lr) and b.lr > 0, "lr must be a finite number > 0"),
         (_is_number(b.weight_decay) and b.weight_decay >= 0,

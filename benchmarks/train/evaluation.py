@@ -7,6 +7,8 @@ torchmetrics' guess (it applies a sigmoid only when a value falls outside [0, 1]
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
@@ -79,3 +81,16 @@ def evaluate_outputs(outputs: torch.Tensor, target: torch.Tensor,
     check_finite(outputs, "evaluated")
     metrics.update(*metric_inputs(outputs, target, spec))
     return {k: float(v) for k, v in metrics.compute().items()}
+
+
+def compact_predictions(outputs: torch.Tensor, spec: DatasetSpec) -> Any:
+    """Shaped outputs as the per-row predictions the metrics score (classes or 0/1 bits
+    as small integers, regression values as float32): what a paired test resamples."""
+    import numpy as np
+
+    from ..metrics import predictions
+
+    pred = predictions(outputs.detach().cpu().float().numpy(), spec.task)
+    if spec.task is TaskType.REGRESSION:
+        return pred.astype(np.float32)
+    return pred.astype(np.int16 if spec.num_outputs > 127 else np.int8)

@@ -10,7 +10,7 @@ import torch
 
 from ..contract import DatasetSpec
 from ..data import MathDataModule
-from .evaluation import evaluate_outputs
+from .evaluation import compact_predictions, evaluate_outputs, shape_outputs
 from .outcome import TrainOutcome
 
 
@@ -24,16 +24,19 @@ def fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, seed: int) -> T
     model.fit(x, y, seed=seed)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    metrics = {}
+    metrics, predictions = {}, {}
     for split in dm.splits:
         if split == "train":
             continue
         xs, _ = dm.arrays(split, view)
         out = torch.as_tensor(model.predict(xs)).float()
         metrics[split] = evaluate_outputs(out, dm.target(split), spec)
+        if split != "val":
+            predictions[split] = compact_predictions(shape_outputs(out, spec), spec)
     eval_s = time.perf_counter() - t1
     describe = getattr(model, "describe", None)
     return TrainOutcome(metrics=metrics, epochs=1, best_epoch=0, train_s=train_s,
                         eval_s=eval_s, samples_per_s=len(x) / max(train_s, 1e-9),
+                        predictions=predictions,
                         details=describe(metrics) if describe else {},
                         n_params=int(getattr(model, "n_params", 0) or 0))

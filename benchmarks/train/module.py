@@ -24,6 +24,7 @@ from .evaluation import (
     check_finite,
     metric_inputs,
     shape_outputs,
+    task_loss,
     training_loss,
 )
 from .selection import Selection
@@ -61,6 +62,8 @@ class BenchModule(L.LightningModule):
         self._loss_steps = 0
         self._val: dict[str, float] = {}
         self._val_problem: str | None = None  # non-finite outputs seen in this validation
+        self.test_outputs: dict[str, list[torch.Tensor]] = {}  # per split, for predictions
+        self._val_loss, self._val_rows = torch.zeros(()), 0
         self._tested: set[str] = set()
 
     def forward(self, inputs: Any) -> torch.Tensor:
@@ -113,17 +116,22 @@ class BenchModule(L.LightningModule):
         if self.selection.best_state is not None:
             self.load_state_dict(self.selection.best_state)
 
-    def _update(self, metrics: Any, batch: tuple[Any, torch.Tensor], split: str) -> None:
-        inputs, target = batch
-        out = self(inputs)
-        check_finite(out, split)
-        metrics.update(*metric_inputs(out, target, self.spec))
-
     def validation_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> None:
+        """Metrics on outputs in target units, and the validation loss (which still moves
+        when the metric sits flat: early stopping may watch it)."""
+        inputs, target = batch
+        raw = shape_outputs(call_backbone(self.backbone, inputs), self.spec)
         try:
-            self._update(self.val_metrics, batch, "val")
+            check_finite(raw, "val")
         except NonFiniteOutputs as exc:  # decided at the epoch's end, after the loss check
             self._val_problem = self._val_problem or f"NonFiniteOutputs: {exc}"
+            return
+        loss = task_loss(raw, (target - self.target_mean) / self.target_std
+                         if self.regression else target, self.spec)
+        self._val_loss = self._val_loss + loss.detach() * len(target)
+        self._val_rows += len(target)
+        out = raw * self.target_std + self.target_mean if self.regression else raw
+        self.val_metrics.update(*metric_inputs(out, target, self.spec))
 
     def on_validation_epoch_end(self) -> None:
         if self._val_problem:  # no metrics of non-finite outputs (the epoch end fails it)
@@ -133,13 +141,19 @@ class BenchModule(L.LightningModule):
         values = self.val_metrics.compute()
         self.val_metrics.reset()
         self._val = {k: float(v) for k, v in values.items()}
+        self._val["loss"] = float(self._val_loss) / max(self._val_rows, 1)
+        self._val_loss, self._val_rows = torch.zeros(()), 0
         self.log_dict({f"val/{k}": v for k, v in values.items()}, sync_dist=False)
 
     def test_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int,
                   dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
         self._tested.add(split)
-        self._update(self.test_metrics[split], batch, split)
+        inputs, target = batch
+        out = self(inputs)
+        check_finite(out, split)
+        self.test_metrics[split].update(*metric_inputs(out, target, self.spec))
+        self.test_outputs.setdefault(split, []).append(out.detach().cpu())
 
     def on_test_epoch_end(self) -> None:
         for split in sorted(self._tested):

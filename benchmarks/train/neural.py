@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..contract import DatasetSpec, TaskType
 from ..data import MathDataModule
 from .budget import TrainBudget
+from .evaluation import compact_predictions
 from .hardware import Hardware
 from .module import BenchModule
 from .outcome import TrainOutcome, stop_reason
@@ -26,14 +28,17 @@ def count_params(module: nn.Module) -> int:
 
 
 def train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec,
-                 budget: TrainBudget, hardware: Hardware, logger: Any = False) -> TrainOutcome:
+                 budget: TrainBudget, hardware: Hardware, logger: Any = False,
+                 test: bool = True) -> TrainOutcome:
     """Fit on train, select on val, test at the best validation weights. The datamodule is
-    set up and configured (view, batch size, seed) by the caller."""
+    set up and configured (view, batch size, seed) by the caller. test=False (a tuning
+    trial) never touches the test splits: the outcome has validation metrics only."""
     mean, std = dm.target_stats() if spec.task is TaskType.REGRESSION else (0.0, 1.0)
-    eval_splits = tuple(s for s in ("test", "ood_test") if s in dm.splits)
+    eval_splits = tuple(s for s in ("test", "ood_test") if s in dm.splits) if test else ()
     if budget.compile:
         compile_backbone(backbone, budget.compile, hardware.on_gpu)
-    selection = Selection(spec.metric, spec.higher_is_better, budget.patience)
+    selection = Selection(spec.metric, spec.higher_is_better, budget.patience,
+                          budget.min_epochs, budget.stop_on)
     module = BenchModule(backbone, spec, selection, lr=budget.train_lr,
                          weight_decay=budget.weight_decay, optimizer=budget.optimizer,
                          target_mean=mean, target_std=std, eval_splits=eval_splits)
@@ -45,8 +50,9 @@ def train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec,
     train_s = time.perf_counter() - t0
     module.restore_best()
     t1 = time.perf_counter()
-    with interrupts_propagate(trainer):
-        trainer.test(module, dataloaders=[dm.loader(s) for s in eval_splits], verbose=False)
+    if eval_splits:
+        with interrupts_propagate(trainer):
+            trainer.test(module, dataloaders=[dm.loader(s) for s in eval_splits], verbose=False)
     eval_s = time.perf_counter() - t1
     logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics: dict[str, dict[str, float]] = {"val": selection.best_metrics}
@@ -54,12 +60,16 @@ def train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec,
         metrics[split] = {k.split("/", 1)[1]: v for k, v in logged.items()
                           if k.startswith(f"{split}/")}
     epochs = trainer.current_epoch
+    predictions = {}
+    if trainer.world_size == 1:  # a DDP rank holds only its shard of each split
+        predictions = {split: compact_predictions(torch.cat(outs), spec)
+                       for split, outs in module.test_outputs.items()}
     return TrainOutcome(
         metrics=metrics, epochs=epochs, best_epoch=selection.best_epoch,
         stopped_by=stop_reason(epochs, budget.max_epochs, selection.stopped_early),
         train_s=train_s, eval_s=eval_s,
         samples_per_s=dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
-        history=selection.history, n_params=count_params(backbone))
+        history=selection.history, n_params=count_params(backbone), predictions=predictions)
 
 
 @contextlib.contextmanager
@@ -71,7 +81,8 @@ def interrupts_propagate(trainer: Any) -> Iterator[None]:
     try:
         yield
     except SystemExit as exc:
-        if trainer.interrupted:
+        # Lightning answers a KeyboardInterrupt with exit(1), raised while handling it
+        if isinstance(exc.__context__, KeyboardInterrupt):
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt("interrupted during training") from exc
         raise RuntimeError(f"the model called sys.exit({exc.code})") from exc

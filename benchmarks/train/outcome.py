@@ -22,6 +22,8 @@ class TrainOutcome:
     details: dict[str, Any] = field(default_factory=dict)  # model-specific record fields
     n_params: int | None = None
     failed: str | None = None       # why the model failed (a stacked member that diverged)
+    predictions: dict[str, Any] = field(default_factory=dict)  # split -> per-row predictions
+                                    # (benchmarks.metrics.predictions of the outputs)
 
 
 def stop_reason(epochs: int, max_epochs: int, stopped_early: bool) -> str:

@@ -3,12 +3,17 @@
 
 At the end of epoch e, with the epoch's mean training loss and validation metrics:
 1. best weights: kept when the primary validation metric is finite and strictly better
-   than every earlier epoch's (the model is tested at these weights);
+   than every earlier epoch's (the model is tested at these weights); with
+   stop_on="metric_or_loss", an equal metric at a lower validation loss also counts, so a
+   run flat at chance keeps its best-calibrated epoch rather than its first;
 2. divergence: a non-finite training loss ends the run as failed; so do non-finite model
    outputs on the validation split (its metrics would be torchmetrics' reading of NaN);
 3. the epoch joins the learning curve;
-4. early stopping: `patience` epochs without a strict improvement of the monitored value
-   end the run (a NaN never counts as one).
+4. early stopping: `patience` epochs without a strict improvement end the run, but never
+   before `min_epochs` (a NaN never counts as one). What must improve: the primary metric
+   (stop_on="metric"), or either it or the validation loss ("metric_or_loss": the loss
+   still moves while the metric sits flat at chance, so a run that is learning is not
+   stopped for looking flat).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ class Selection:
     monitor: str                    # the primary metric, as validation reports it
     higher_is_better: bool
     patience: int                   # 0: no early stopping
+    min_epochs: int = 0             # no early stop before this many epochs
+    stop_on: str = "metric"         # "metric" or "metric_or_loss"
+    best_loss: float = math.inf     # val loss at the best epoch (tie-break, metric_or_loss)
+    stop_loss: float = math.inf     # early stopping's best val loss
     best_score: float = -math.inf   # sign * best finite value of the monitored metric
     best_epoch: int = -1
     best_metrics: dict[str, float] = field(default_factory=dict)
@@ -44,8 +53,12 @@ class Selection:
         """Update with one finished epoch; True when training should stop here.
         `val_problem`: why validation produced no metrics (non-finite outputs)."""
         value = val.get(self.monitor, math.nan)
-        if math.isfinite(value) and self.sign * value > self.best_score:
+        loss = val.get("loss", math.nan)
+        both = self.stop_on == "metric_or_loss"
+        tie = both and self.sign * value == self.best_score and loss < self.best_loss
+        if math.isfinite(value) and (self.sign * value > self.best_score or tie):
             self.best_score, self.best_epoch = self.sign * value, epoch
+            self.best_loss = loss if math.isfinite(loss) else math.inf
             self.best_metrics = dict(val)
             self.best_state = state()
         if not math.isfinite(mean_loss):
@@ -59,11 +72,15 @@ class Selection:
         self.history.append(row)
         self.epochs = epoch + 1
         if self.patience > 0:
-            if self.sign * value > self.stop_score:  # False for NaN, as torch.gt
-                self.stop_score, self.wait = self.sign * value, 0
-            else:
-                self.wait += 1
-                if self.wait >= self.patience:
-                    self.stopped_early = True
-                    return True
+            improved = self.sign * value > self.stop_score  # False for NaN, as torch.gt
+            if both and loss < self.stop_loss * (1 - 1e-4):  # a real, not a rounding, fall
+                improved = True
+            if self.sign * value > self.stop_score:
+                self.stop_score = self.sign * value
+            if loss < self.stop_loss:
+                self.stop_loss = loss
+            self.wait = 0 if improved else self.wait + 1
+            if self.wait >= self.patience and self.epochs >= self.min_epochs:
+                self.stopped_early = True
+                return True
         return False
