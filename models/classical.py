@@ -125,21 +125,24 @@ def linear_model(spec: DatasetSpec, l2: float, max_iter: int) -> FittedModel:
 
 
 @register_model("linear", modalities=("vector", "tabular"), kind="fitted",
-                tags=("classical", "sklearn"))
+                tags=("classical", "sklearn"), space={"l2": ("logfloat", 1e-4, 1e2)})
 def linear(spec: DatasetSpec, l2: float = 1.0, max_iter: int = 1000) -> FittedModel:
     """Linear model of the task: logistic regression (classification) or ridge (regression)."""
     return linear_model(spec, l2, max_iter)
 
 
 @register_model("logistic", modalities=("vector", "tabular"), kind="fitted",
-                tasks=CLASSIFICATION, tags=("classical", "sklearn"))
+                tasks=CLASSIFICATION, tags=("classical", "sklearn"),
+                space={"l2": ("logfloat", 1e-4, 1e2)})
 def logistic(spec: DatasetSpec, l2: float = 1.0, max_iter: int = 1000) -> FittedModel:
     """Logistic regression on standardised inputs, one per label for multilabel tasks."""
     return linear_model(spec, l2, max_iter)
 
 
 @register_model("gboost", modalities=("vector", "tabular"), kind="fitted",
-                tags=("classical", "sklearn"))
+                tags=("classical", "sklearn"),
+                space={"learning_rate": ("logfloat", 0.01, 0.3),
+                       "max_leaf_nodes": ("int", 8, 64)})
 def gboost(spec: DatasetSpec, max_iter: int = 100, learning_rate: float = 0.1,
            max_leaf_nodes: int = 31, l2: float = 0.0) -> FittedModel:
     """Histogram gradient boosting; one model per label (multilabel) or target."""

@@ -62,7 +62,9 @@ GRAPH = dict(modalities=("graph",), requires=("torch_geometric",), width="hidden
              tags=("gnn",))
 
 
-@register_model("gcn", **GRAPH)
+@register_model("gcn", **GRAPH,
+                space={"layers": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def gcn(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0.0,
         pooling: Pooling = "mean") -> nn.Module:
     """Graph convolutional network (Kipf & Welling): degree-normalised neighbour sums."""
@@ -72,7 +74,9 @@ def gcn(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0
                      lambda h: GCNConv(h, h))
 
 
-@register_model("gin", **GRAPH)
+@register_model("gin", **GRAPH,
+                space={"layers": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def gin(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0.0,
         pooling: Pooling = "sum") -> nn.Module:
     """Graph isomorphism network (Xu et al.): an MLP on (1+eps) self plus neighbour sum."""
@@ -85,7 +89,9 @@ def gin(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0
     return graph_net("gin", spec, hidden, layers, dropout, pooling, conv)
 
 
-@register_model("gat", **GRAPH)
+@register_model("gat", **GRAPH,
+                space={"layers": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def gat(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0.0,
         heads: int = 2, pooling: Pooling = "mean") -> nn.Module:
     """Graph attention network (Velickovic et al.); heads averaged, so any width works."""
@@ -97,7 +103,9 @@ def gat(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0
                      lambda h: GATConv(h, h, heads=heads, concat=False))
 
 
-@register_model("graphsage", **GRAPH)
+@register_model("graphsage", **GRAPH,
+                space={"layers": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def graphsage(spec: DatasetSpec, hidden: int = 64, layers: int = 3, dropout: float = 0.0,
               pooling: Pooling = "mean") -> nn.Module:
     """GraphSAGE (Hamilton et al.): self and mean-of-neighbours weighted separately."""

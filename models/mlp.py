@@ -32,7 +32,9 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-@register_model("mlp", modalities=("vector", "tabular"), width="hidden")
+@register_model("mlp", modalities=("vector", "tabular"), width="hidden",
+                space={"depth": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def mlp(spec: DatasetSpec, hidden: int = 256, depth: int = 3, dropout: float = 0.0) -> nn.Module:
     """MLP with ReLU on the flattened vector view (depth counts linear layers)."""
     check_positive("mlp", hidden=hidden, depth=depth)

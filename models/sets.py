@@ -121,7 +121,9 @@ class SetTransformer(nn.Module):
         return self.head(s.flatten(1))
 
 
-@register_model("deepsets", modalities=("set",), width="hidden")
+@register_model("deepsets", modalities=("set",), width="hidden",
+                space={"pool": ("choice", ["sum", "mean"]), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def deepsets(spec: DatasetSpec, hidden: int = 64, phi_depth: int = 2, rho_depth: int = 2,
              pool: Literal["sum", "mean"] = "sum") -> nn.Module:
     """Deep Sets: rho(sum or mean of phi(x_i)) over the real elements."""
@@ -129,7 +131,9 @@ def deepsets(spec: DatasetSpec, hidden: int = 64, phi_depth: int = 2, rho_depth:
     return DeepSets(spec.input_shape[1], hidden, phi_depth, rho_depth, pool, spec.num_outputs)
 
 
-@register_model("set_transformer", modalities=("set",), width="d_model")
+@register_model("set_transformer", modalities=("set",), width="d_model",
+                space={"layers": ("int", 1, 3), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def set_transformer(spec: DatasetSpec, d_model: int = 32, nhead: int = 4, layers: int = 2,
                     block: Literal["sab", "isab"] = "sab", inducing: int = 8,
                     seeds: int = 1, ln: bool = True) -> nn.Module:
