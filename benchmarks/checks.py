@@ -372,9 +372,9 @@ def fitted_predicts(dm: Any, model: str) -> None:
 
     dm, spec = prepared(dm, model)
     fitted = registry.create_model(model, spec, **registry.get_model_entry(model).smoke_hparams)
-    x, y = dm.arrays("train", spec.modality)
+    x, y = dm.arrays("train", spec.input.key)
     fitted.fit(x, y, seed=0)
-    xt, _ = dm.arrays("test", spec.modality)
+    xt, _ = dm.arrays("test", spec.input.key)
     out = torch.as_tensor(fitted.predict(xt)).float()
     _require(out.shape[0] == len(xt) and bool(torch.isfinite(out).all()), "outputs")
     _require(spec.metric in evaluate_outputs(out, dm.target("test"), spec), "metrics")

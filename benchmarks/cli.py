@@ -7,6 +7,8 @@
     mlwm compare --models gru,lstm --datasets 'dyck*'   significance over seeds
     mlwm rerun results/runs/default/parity/mlp/seed0.json   reproduce one record
     mlwm check --plugin my_plugin.py                 the contract checks on a plugin
+    mlwm export --dataset rsk --format parquet OUT   a dataset's splits as files
+    mlwm explain --dataset sparse_parity --model mlp   attributions against the truth
 
 Errors a user can cause print one line and exit with code 2. Nothing heavy (torch,
 Lightning) is imported before the command's input has been checked.
@@ -187,11 +189,12 @@ def _short_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """One cell. With --suite, the suite's budget (and, for a dataset or model id of the
-    suite, its parameters and overrides) make exactly that suite cell; flags win over it.
-    The record's path names the dataset and model with a hash of their parameters, so
-    runs of different parameters never overwrite each other."""
+def _single_cell(args: argparse.Namespace) -> tuple[Any, Any, Any, str, str | None]:
+    """(cell, datamodule, options, label, suite cell's hash) of `run` and `explain`. With
+    --suite, the suite's budget (and, for a dataset or model id of the suite, its
+    parameters, overrides, seed's data and tuned choice) make exactly that suite cell;
+    flags win over it. The record's path names the dataset and model with a hash of their
+    parameters, so runs of different parameters never overwrite each other."""
     from . import registry
     from .run.suite import DatasetConfig, ModelConfig, load_suite, make_budget
 
@@ -219,14 +222,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = _options(args)
     set_threads(args.threads)
 
-    from .run.execute import run_cell, secondary_rank
     from .run.plan import make_cell, make_datamodule
 
-    dm = make_datamodule(dcfg)
-    cell = make_cell("run", dcfg, mcfg, args.seed, budget, dm)
     suite_hash = None
-    if suite is not None:
-        suite_hash = make_cell(suite.name, dcfg, mcfg, args.seed, budget, dm).config_hash
+    if suite is not None:  # exactly the suite's cell: its seed's data and tuned choice
+        from .run.plan import SuitePlan, seeded_dataset
+
+        dcfg = seeded_dataset(dcfg, args.seed, suite.data_seeds == "follow")
+        dm = make_datamodule(dcfg)
+        suite_cell = make_cell(suite.name, dcfg, mcfg, args.seed, budget, dm)
+        suite_cell = _tuned(SuitePlan(suite, [suite_cell]), options, reuse_only=True).cells[0]
+        suite_hash, mcfg, budget = suite_cell.config_hash, suite_cell.model, suite_cell.budget
+    else:
+        dm = make_datamodule(dcfg)
+    cell = make_cell("run", dcfg, mcfg, args.seed, budget, dm)
     ids = {"dataset": f"{dcfg.id}-{_short_hash(dm.params)}",
            "model": f"{mcfg.id}-{_short_hash([cell.identity['model'], cell.identity['budget']])}"}
     label = f"{dcfg.id} · {mcfg.id} · seed {args.seed}"
@@ -234,11 +243,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                                model=dataclasses.replace(mcfg, id=ids["model"]))
     if options.fresh_data:
         dm.drop_cache()
+    return cell, dm, options, label, suite_hash
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One cell (see _single_cell for how it is made)."""
+    from .run.execute import run_cell, secondary_rank
+
+    cell, dm, options, label, suite_hash = _single_cell(args)
     record = run_cell(cell, dm, options)
     if secondary_rank():
         return 0  # a DDP peer: rank 0 reports
     path = cell.path(options.results_dir)
-    same = f"; the configuration of suite {suite.name}'s cell (config hash {suite_hash})" \
+    same = f"; the configuration of suite {args.suite}'s cell (config hash {suite_hash})" \
         if suite_hash else ""
     if record.status != "ok":
         print(f"{label}: {record.status}: {record.reason}  (record: {path})")
@@ -248,6 +265,79 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{record.metrics['val'].get(metric, float('nan')):.4f}, {record.model.n_params} "
           f"params, {record.time.train_s:.1f} s, {record.environment.threads} thread(s))"
           f"{same}  record: {path}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Train (or load the kept weights of) one cell, explain it on the test split, score
+    the attributions against the dataset's ground truth, and with --retrain-top K retrain
+    it on its K most salient inputs."""
+    import torch
+
+    from .explain.trained import default_methods, explain_model
+    from .run.execute import prepare, run_cell, train_cell
+    from .run.explaining import explain_path, read_explanation, retrain_on_top, weights_path
+    from .run.files import write_text_atomic
+    from .run.serial import finished_record
+
+    cell, dm, options, label, _ = _single_cell(args)
+    methods = tuple(args.method or ())
+    options = dataclasses.replace(options, explain=methods or ("saliency", "ig", "shap",
+                                                               "permutation"), keep_weights=True,
+                                  explain_rows=args.rows)
+    path = cell.path(options.results_dir)
+    record, model = None, None
+    done = None if args.force else finished_record(cell, options)
+    if done is not None and done.status == "ok" and weights_path(path).is_file():
+        from . import registry
+        from .explain.weights import load_weights
+
+        prepare(cell, dm)
+        net = registry.create_model(cell.model.name, dm.spec.for_view(cell.view), **cell.hparams)
+        if isinstance(net, torch.nn.Module):
+            try:
+                model, record = load_weights(net, weights_path(path)).eval(), done
+            except UserError:
+                model = None  # not this cell's weights: train again
+    if model is None:
+        record = run_cell(cell, dm, options)  # writes the weights and explains
+        if record.status != "ok":
+            print(f"{label}: {record.status}: {record.reason}")
+            return 1
+        if not dm.spec.ground_truth:
+            print(f"{label}: dataset {cell.dataset.name!r} declares no ground truth; "
+                  "attributions are computed but not scored")
+    data = read_explanation(explain_path(path)) if model is None else None
+    if data is None or methods and set(methods) - set(data.get("methods", {})):
+        if model is None:  # a fitted model, or one explained with other methods: refit
+            prepare(cell, dm)
+            model = train_cell(cell, dm, options).model
+        kind = "neural" if isinstance(model, torch.nn.Module) else "fitted"
+        chosen = methods or default_methods(kind)
+        data = {"config_hash": cell.config_hash,
+                **explain_model(model, dm, cell.view, chosen, rows=args.rows, seed=cell.seed)}
+    if args.retrain_top:
+        method = next(iter(data["methods"]))
+        kept = retrain_on_top(cell, dm, options, data["methods"][method], args.retrain_top)
+        kept["full"] = record.primary_test if record is not None else None
+        kept["method"] = method
+        data["retrain_top"] = kept
+    write_text_atomic(explain_path(path), json.dumps(data, indent=1) + "\n")
+    metric = dm.spec.metric
+    print(f"{label}: test {metric} = {record.primary_test:.4f}; ground truth: "
+          f"{dm.spec.ground_truth or 'none declared'}; {data['rows']} test rows explained")
+    for method, entry in data["methods"].items():
+        if "error" in entry:
+            print(f"  {method}: {entry['error']}")
+            continue
+        au, pk = entry.get("auroc"), entry.get("precision_at_k")
+        shown = "not scored" if au is None else f"AUROC {au:.3f}, precision at k {pk:.3f}"
+        print(f"  {method}: {shown} ({entry['seconds']:.1f} s)")
+    if "retrain_top" in data:
+        r = data["retrain_top"]
+        print(f"  retrained on the {r['k']} most salient inputs ({r['method']}): test {metric} "
+              f"{r['test']:.4f}, against {r['full']:.4f} on all of them; inputs {r['inputs']}")
+    print(f"  written {explain_path(path)}")
     return 0
 
 
@@ -328,6 +418,41 @@ def _load_suite(args: argparse.Namespace):
     return suite
 
 
+def _tuned(plan: Any, options: Any, console: Any = None, reuse_only: bool = False) -> Any:
+    """The plan at its tuned configurations: another suite's committed choices
+    (`tuned_from`), or this suite's own search (`[tuning]`; with reuse_only, only the
+    searches already finished, as the leaderboard needs to know which cells are
+    current)."""
+    suite = plan.suite
+    if not suite.tuned_from and not suite.tuning:
+        return plan
+    from .run.tuning import tune_plan, tuned_from
+
+    seen: dict[str, int] = {}
+
+    def progress(event: str, cell: Any, result: Any) -> None:
+        seen[event] = seen.get(event, 0) + 1
+        if console is not None and event in ("end", "missing", "untuned", "stale"):
+            cost = f" in {result.cost_s:.0f} s" if result is not None and event == "end" else ""
+            console.print(f"  tuning {cell.dataset.id} · {cell.model.id}: {event}{cost}",
+                          markup=False, highlight=False)
+
+    if suite.tuned_from:
+        folder = Path(options.results_dir) / "runs" / suite.tuned_from
+        if not folder.is_dir():  # the committed reference's choices
+            from .run.environment import PROJECT_ROOT
+
+            folder = PROJECT_ROOT / "results" / "runs" / suite.tuned_from
+        plan = tuned_from(plan, folder, progress)
+    else:
+        plan = tune_plan(plan, options, suite.tuning.get("trials", 16),
+                         suite.tuning.get("seed", 0), progress, reuse_only=reuse_only)
+    if console is not None and seen:
+        console.print("tuning: " + ", ".join(f"{n} {e}" for e, n in sorted(seen.items())),
+                      markup=False, highlight=False)
+    return plan
+
+
 def _facts(plan: Any) -> Any:
     from .report.build import PlanFacts
 
@@ -357,7 +482,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             if all(m.id != name for m in suite.models):
                 extra.append(ModelConfig(name, name))
         suite = dataclasses.replace(suite, models=suite.models + tuple(extra))
-    options = _options(args)
+    options = dataclasses.replace(_options(args), explain=suite.explain)
     if args.against and not Path(args.against, "runs").is_dir():
         raise UserError(f"--against {args.against}: no runs/ folder of records there")
     set_threads(args.threads, args.workers, options.hardware.on_gpu)
@@ -365,6 +490,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .run.plan import plan_suite
 
     plan = plan_suite(suite)  # widths and views resolved, pairs checked, before training
+    console = _console()
+    plan = _tuned(plan, options, console)
     if options.force:
         from .run.serial import records_to_force
 
@@ -372,7 +499,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                                                                        options.results_dir))
     if args.launcher != "none":
         return _benchmark_on_cluster(args, plan, options)
-    console = _console()
     note = options.hardware.note()
     if note:
         console.print(note, markup=False)
@@ -464,9 +590,11 @@ def _benchmark_on_cluster(args: argparse.Namespace, plan: Any, options: Any) -> 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Rebuild a suite's tables from its current records."""
     from .report.build import build_leaderboard
+    from .run.execute import RunOptions
     from .run.plan import plan_suite
 
     plan = plan_suite(_load_suite(args))
+    plan = _tuned(plan, RunOptions(results_dir=Path(args.results)), reuse_only=True)
     board = build_leaderboard(args.results, plan.suite.name, facts=_facts(plan))
     for path, why in board.problems:
         print(f"left out {path}: {why}", file=sys.stderr)
@@ -491,7 +619,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not 0.0 < args.alpha < 1.0:
         raise UserError(f"--alpha {args.alpha} is not a level between 0 and 1 (for example 0.05)")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    from .run.execute import RunOptions
+
     plan = plan_suite(_load_suite(args))
+    plan = _tuned(plan, RunOptions(results_dir=Path(args.results)), reuse_only=True)
     records, problems = load_records(Path(args.results) / "runs", plan.suite.name)
     records, _ = current_only(records, plan.current_hashes())
     console = _console()
@@ -553,6 +684,27 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         if old.environment.torch != new.environment.torch:
             print(f"  torch {old.environment.torch} then, {new.environment.torch} now")
     return 0 if same else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A dataset's splits as Parquet or NPZ files with a datasheet."""
+    from . import registry
+    from .export.writer import FORMATS, export
+
+    if args.format not in FORMATS:
+        raise UserError(f"--format {args.format!r} is not one of {', '.join(FORMATS)}")
+    params = parse_assignments(args.param, "--param")
+    registry.check_dataset_name(args.dataset)
+    registry.check_params("dataset", args.dataset, params)
+    dm = registry.create_dataset(args.dataset, **params)
+    try:
+        paths = export(dm, args.out, args.format)
+    except OSError as exc:
+        raise UserError(f"cannot write to {args.out} ({exc.strerror or exc})") from None
+    sizes = ", ".join(f"{s} {dm.split_size(s)}" for s in dm.splits)
+    print(f"{args.dataset}: {sizes} rows written to {Path(args.out)} ({len(paths)} files, "
+          f"datasheet {Path(args.out) / 'datasheet.json'})")
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -662,6 +814,28 @@ def build_parser() -> argparse.ArgumentParser:
     hardware(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("explain", help="explain one cell: attributions scored against the "
+                                       "known mathematics")
+    p.add_argument("--dataset", required=True, help="a dataset name, or a dataset id of --suite")
+    p.add_argument("--model", required=True, help="a model name, or a model id of --suite")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--suite", help="take this suite's settings for the cell (as run --suite)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="dataset parameter")
+    p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="model hyperparameter")
+    p.add_argument("--method", action="append", choices=("saliency", "ig", "shap", "permutation"),
+                   help="attribution method (repeatable; default: saliency, ig and shap for "
+                        "networks, permutation for fitted models)")
+    p.add_argument("--rows", type=int, default=500, help="test rows to explain (default 500)")
+    p.add_argument("--retrain-top", type=int, metavar="K",
+                   help="retrain on the K most salient inputs and record the metric kept")
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--max-time", type=float, metavar="S")
+    hardware(p)
+    p.set_defaults(func=cmd_explain)
+
     p = sub.add_parser("benchmark", help="run a suite and build its leaderboard")
     suite_arguments(p)
     p.add_argument("--model", action="append", metavar="NAME",
@@ -713,6 +887,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05,
                    help="significance level (default: 0.05)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="write a dataset's splits as Parquet or NPZ files")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="dataset parameter")
+    p.add_argument("--format", default="parquet", help="parquet (default) or npz")
+    p.add_argument("out", help="the folder to write into")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("check", help="run the contract checks on a plugin's datasets and models")
     p.add_argument("--dataset", action="append", metavar="NAME", help="check this dataset too")

@@ -386,7 +386,18 @@ class MathDataModule(L.LightningDataModule):
                                                  self.spec.view_spec(Modality.SEQUENCE))
             else:
                 self._views[key] = self.make_view(self._raw_split(split), vs.modality)
-        return self._views[key]
+        mask = self.__dict__.get("_input_masks", {}).get(vs.key)
+        return self._views[key] * mask if mask is not None else self._views[key]
+
+    def mask_inputs(self, view: Modality | str, mask: torch.Tensor | None) -> None:
+        """Multiply every split of a tensor view by `mask` (per-sample shape; None lifts it):
+        the other inputs zeroed, to retrain on the most salient ones only (explain)."""
+        key = self.spec.view_spec(view).key
+        masks = self.__dict__.setdefault("_input_masks", {})
+        if mask is None:
+            masks.pop(key, None)
+        else:
+            masks[key] = mask
 
     def relevant_mask(self, split: str, view: Modality | str) -> torch.Tensor | None:
         """relevant_inputs for any view key: for the one-hot view, the sequence view's mask

@@ -60,7 +60,7 @@ def dataset_sizes() -> list[tuple[str, float, float]]:
         dm: MathDataModule = entry.cls()
         dm.setup()
         raw = sum(tensor_bytes(d) for d in dm._raw.values())
-        views = sum(tensor_bytes(dm.inputs(s, v.modality)) for s in dm.splits for v in dm.spec.views
+        views = sum(tensor_bytes(dm.inputs(s, v.key)) for s in dm.splits for v in dm.spec.views
                     if v.modality.value != "graph")
         out.append((entry.name, raw / MiB, (raw + views) / MiB))
     return out

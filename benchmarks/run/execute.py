@@ -42,6 +42,10 @@ class RunOptions:
     fresh_data: bool = False      # regenerate each dataset's cached files first (--force)
     vectorise_seeds: bool = False  # train the seeds of a cell together (torch.func) where supported
     logger: str = ""              # a Lightning logger per cell: csv, tensorboard or mlflow
+    explain: tuple[str, ...] = ()  # attribution methods to run after each cell of a
+                                   # dataset that declares ground truth (explain = true)
+    keep_weights: bool = False    # keep each trained network's weights beside its record
+    explain_rows: int = 500       # test rows explained (the first ones)
 
 
 def _spec_fields(spec: DatasetSpec) -> dict[str, Any]:
@@ -229,6 +233,12 @@ def run_cell(cell: Cell, dm: MathDataModule, options: RunOptions,
         except OSError as exc:
             raise UserError(f"cannot write the predictions of {cell.label} ({exc.strerror or exc});"
                             " free the space and run the same command to resume") from None
+    if fields.get("status", "ok") == "ok" and out is not None and not secondary_rank() \
+            and (options.explain or options.keep_weights):
+        from .explaining import after_training
+
+        after_training(cell, dm, out, cell.path(options.results_dir), cell.config_hash,
+                       options.explain, options.keep_weights, options.explain_rows)
     try:
         record = new_record(cell, dm, options, **fields)
     except ValueError as exc:  # a bug here must still leave a record of the cell

@@ -134,7 +134,8 @@ def run_item(item: WorkItem, dm: MathDataModule, options: RunOptions,
     run_claimed's outcomes; `on_start(index)` is called before a cell trains. With
     options.vectorise_seeds the item's seeds train together where supported."""
     together: dict[int, RunRecord] = {}
-    if options.vectorise_seeds and len(item) > 1:
+    if options.vectorise_seeds and len(item) > 1 and not options.explain:  # explaining
+        # needs each seed's own trained model
         index_of = {cell.seed: index for index, cell in item}
         together = run_stacked([c for _, c in item], dm, options,
                                on_start=lambda cells: [on_start(index_of[c.seed])

@@ -103,11 +103,13 @@ class Suite:
     tuning: dict[str, int] = field(default_factory=dict)  # {"trials": n, "seed": s}
     tuned_from: str = ""        # reuse another suite's committed tuned configurations
     contrasts: tuple[dict[str, Any], ...] = ()  # published results the reference shows
+    explain: tuple[str, ...] = ()  # attribution methods after each cell of a dataset that
+                                   # declares ground truth (explain = true: all of them)
 
 
 _TOP_KEYS = {"description": str, "seeds": list, "budget": dict, "datasets": list,
              "models": list, "baseline": bool, "param_budgets": list, "data_seeds": str,
-             "tuning": dict, "tuned_from": str, "contrasts": list}
+             "tuning": dict, "tuned_from": str, "contrasts": list, "explain": object}
 _DATASET_KEYS = {"name": str, "id": str, "params": dict, "budget": dict, "rows": dict,
                  "seeds": list}
 _MODEL_KEYS = {"name": str, "id": str, "hparams": dict, "datasets": list,
@@ -265,8 +267,17 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
                                       m.get("view")))
     if not datasets or not models:
         raise UserError(f"{where}: a suite needs at least one [[datasets]] and one [[models]]")
+    explain = data.get("explain", False)
+    methods = ("saliency", "ig", "shap", "permutation")
+    if explain is True:
+        explain = methods
+    elif explain is False:
+        explain = ()
+    elif not (isinstance(explain, list) and set(explain) <= set(methods)):
+        raise UserError(f"{where}: explain must be true, false or a list of methods "
+                        f"({', '.join(methods)}); got {explain!r}")
     return Suite(name, data.get("description", ""), tuple(seeds), budget, tuple(datasets),
-                 tuple(models), baseline=data.get("baseline", True),
+                 tuple(models), baseline=data.get("baseline", True), explain=tuple(explain),
                  data_seeds=data.get("data_seeds", "follow"), tuning=dict(tuning),
                  tuned_from=data.get("tuned_from", ""), contrasts=tuple(contrasts))
 

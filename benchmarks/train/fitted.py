@@ -18,7 +18,7 @@ def fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, seed: int) -> T
     """Fit on train, score every other split; the model's describe(metrics) adds its own
     record fields once the scores are known (a symbolic model credits exact recovery only
     above its R^2 gate)."""
-    view = spec.modality
+    view = spec.input.key  # the view the plan chose (a one-hot view is a vector too)
     x, y = dm.arrays("train", view)
     t0 = time.perf_counter()
     model.fit(x, y, seed=seed)
@@ -37,6 +37,6 @@ def fit_model(model: Any, dm: MathDataModule, spec: DatasetSpec, seed: int) -> T
     describe = getattr(model, "describe", None)
     return TrainOutcome(metrics=metrics, epochs=1, best_epoch=0, train_s=train_s,
                         eval_s=eval_s, samples_per_s=len(x) / max(train_s, 1e-9),
-                        predictions=predictions,
+                        predictions=predictions, model=model,
                         details=describe(metrics) if describe else {},
                         n_params=int(getattr(model, "n_params", 0) or 0))

@@ -69,7 +69,8 @@ def train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec,
         stopped_by=stop_reason(epochs, budget.max_epochs, selection.stopped_early),
         train_s=train_s, eval_s=eval_s,
         samples_per_s=dm.split_size("train") * max(epochs, 1) / max(train_s, 1e-9),
-        history=selection.history, n_params=count_params(backbone), predictions=predictions)
+        history=selection.history, n_params=count_params(backbone), predictions=predictions,
+        model=backbone)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,8 @@ class TrainOutcome:
     failed: str | None = None       # why the model failed (a stacked member that diverged)
     predictions: dict[str, Any] = field(default_factory=dict)  # split -> per-row predictions
                                     # (benchmarks.metrics.predictions of the outputs)
+    model: Any = field(default=None, repr=False)  # the trained model (best weights), for
+                                    # explaining or keeping it; never recorded
 
 
 def stop_reason(epochs: int, max_epochs: int, stopped_early: bool) -> str:
