@@ -418,7 +418,8 @@ def _load_suite(args: argparse.Namespace):
     return suite
 
 
-def _tuned(plan: Any, options: Any, console: Any = None, reuse_only: bool = False) -> Any:
+def _tuned(plan: Any, options: Any, console: Any = None, reuse_only: bool = False,
+           workers: int = 1, plugin_files: tuple[str, ...] = ()) -> Any:
     """The plan at its tuned configurations: another suite's committed choices
     (`tuned_from`), or this suite's own search (`[tuning]`; with reuse_only, only the
     searches already finished, as the leaderboard needs to know which cells are
@@ -445,8 +446,19 @@ def _tuned(plan: Any, options: Any, console: Any = None, reuse_only: bool = Fals
             folder = PROJECT_ROOT / "results" / "runs" / suite.tuned_from
         plan = tuned_from(plan, folder, progress)
     else:
-        plan = tune_plan(plan, options, suite.tuning.get("trials", 16),
-                         suite.tuning.get("seed", 0), progress, reuse_only=reuse_only)
+        trials, seed = suite.tuning.get("trials", 16), suite.tuning.get("seed", 0)
+        if workers > 1 and not reuse_only:  # the searches in parallel, then applied
+            from .run.tuning import search_in_workers
+
+            t0 = time.perf_counter()
+            ran = search_in_workers(plan, options, trials, seed, workers, plugin_files,
+                                    (lambda line: console.print(f"  tuned {line}", markup=False,
+                                                                highlight=False))
+                                    if console is not None else None)
+            if console is not None and ran:
+                console.print(f"tuning: {ran} searches in {time.perf_counter() - t0:.0f} s on "
+                              f"{workers} workers", markup=False)
+        plan = tune_plan(plan, options, trials, seed, progress, reuse_only=reuse_only)
     if console is not None and seen:
         console.print("tuning: " + ", ".join(f"{n} {e}" for e, n in sorted(seen.items())),
                       markup=False, highlight=False)
@@ -491,7 +503,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     plan = plan_suite(suite)  # widths and views resolved, pairs checked, before training
     console = _console()
-    plan = _tuned(plan, options, console)
+    plan = _tuned(plan, options, console, workers=args.workers, plugin_files=tuple(args.plugin))
     if options.force:
         from .run.serial import records_to_force
 

@@ -226,6 +226,18 @@ def _signature_text(fn: ast.FunctionDef, skip: int) -> tuple[tuple[str, str, str
 def _index_file(path: Path, module: str) -> list[IndexEntry]:
     """The registrations written in one plugin file (names given as string literals)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    shared: dict[str, dict[str, Any]] = {}  # NAME = dict(...) at module level, for **NAME
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Call) \
+                and getattr(node.value.func, "id", "") == "dict":
+            literal = {}
+            for kw in node.value.keywords:
+                try:
+                    literal[kw.arg] = ast.literal_eval(kw.value)
+                except ValueError:
+                    pass
+            shared[node.targets[0].id] = literal
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
@@ -244,7 +256,9 @@ def _index_file(path: Path, module: str) -> list[IndexEntry]:
                 params = _signature_text(node, 1)
             options = {}
             for kw in call.keywords:
-                if kw.arg:
+                if kw.arg is None and isinstance(kw.value, ast.Name):
+                    options.update(shared.get(kw.value.id, {}))
+                elif kw.arg:
                     try:
                         options[kw.arg] = ast.literal_eval(kw.value)
                     except ValueError:

@@ -255,7 +255,8 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
         pats = m.get("datasets", ["*"])
         if not all(isinstance(p, str) for p in pats):
             raise UserError(f"{w}: datasets must be a list of strings (wildcards allowed)")
-        budgets = m.get("param_budgets", data.get("param_budgets", [None]))
+        budgets = m.get("param_budgets", data.get("param_budgets", [None])
+                        if _scalable(m["name"]) else [None])
         if not budgets or not all(b is None or (isinstance(b, int) and not isinstance(b, bool)
                                                 and b > 0) for b in budgets):
             raise UserError(f"{w}: param_budgets must be a list of positive integers")
@@ -280,6 +281,21 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
                  tuple(models), baseline=data.get("baseline", True), explain=tuple(explain),
                  data_seeds=data.get("data_seeds", "follow"), tuning=dict(tuning),
                  tuned_from=data.get("tuned_from", ""), contrasts=tuple(contrasts))
+
+
+def _scalable(model: str) -> bool:
+    """Whether a suite-wide param_budgets applies to a model: it declares a width (read
+    from the plugins' source, or from a registered plugin file's model). A fitted model
+    (linear, gboost, the baseline) has no width and keeps one row."""
+    from .. import registry
+
+    entry = registry.plugin_index().get(("model", model))
+    if entry is not None:
+        return bool(entry.options.get("width"))
+    try:
+        return registry.get_model_entry(model).width is not None
+    except UserError:
+        return True  # an unknown name fails at planning with its own message
 
 
 def _seeds(where: str, seeds: Any) -> tuple[int, ...]:

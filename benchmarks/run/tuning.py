@@ -126,6 +126,52 @@ def tune_plan(plan: SuitePlan, options: RunOptions, trials: int, sampler_seed: i
                                cannot_run=set(plan.cannot_run))
 
 
+def _search_one(job: tuple[Any, RunOptions, int, int, int, bool, tuple[str, ...]]) -> str:
+    """One pair's search in a worker process (search_in_workers): run it, write it."""
+    import torch
+
+    first, options, trials, sampler_seed, batch, stacked, plugin_files = job
+    torch.set_num_threads(1)
+    registry.load_plugins(plugin_files)
+    from .plan import make_datamodule
+
+    result = tune(first, make_datamodule(first.dataset), options.hardware, trials,
+                  sampler_seed, batch=batch, stacked=stacked)
+    result.write(options.results_dir)
+    return f"{first.dataset.id} · {first.model.id}: {result.cost_s:.0f} s"
+
+
+def search_in_workers(plan: SuitePlan, options: RunOptions, trials: int, sampler_seed: int,
+                      workers: int, plugin_files: tuple[str, ...] = (),
+                      progress: Callable[[str], None] | None = None, *,
+                      batch: int = DEFAULT_BATCH, stacked: bool = True) -> int:
+    """Run the plan's missing searches in `workers` processes (one torch thread each),
+    writing each tuning.json; tune_plan then finds them all and applies them. Returns
+    how many ran. The searches are independent, so they parallelise as cells do."""
+    import multiprocessing as mp
+
+    check_search(trials, sampler_seed, batch)
+    jobs = []
+    for indices in _pairs(plan):
+        first = plan.cells[indices[0]]
+        space = _space(first)
+        if space is None:
+            continue
+        wanted = config_hash(search_config(first, space, trials, sampler_seed, batch))
+        path = tuning_path(options.results_dir, first.suite, first.dataset.id, first.model.id)
+        found = None if options.force else read_tuning(path)
+        if found is None or found.config_hash != wanted:
+            jobs.append((first, options, trials, sampler_seed, batch, stacked,
+                         tuple(plugin_files)))
+    if not jobs:
+        return 0
+    with mp.get_context("spawn").Pool(workers, maxtasksperchild=20) as pool:
+        for line in pool.imap_unordered(_search_one, jobs):
+            if progress:
+                progress(line)
+    return len(jobs)
+
+
 def tuned_from(plan: SuitePlan, folder: str | Path,
                progress: TuningProgress | None = None) -> SuitePlan:
     """The plan at the configurations another suite's searches chose: `folder` holds
