@@ -32,6 +32,7 @@ from typing import Any
 from .errors import UserError
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
+STARTED_NS = time.time_ns()  # when this command began: --force reruns records older than it
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
@@ -134,6 +135,7 @@ def _options(args: argparse.Namespace):
     results = Path(args.results)
     check_writable(results)
     return RunOptions(results_dir=results, hardware=hardware, force=args.force,
+                      forced_since_ns=STARTED_NS,
                       fresh_data=args.force and not getattr(args, "keeps_data", False),
                       vectorise_seeds=getattr(args, "vectorise_seeds", False),
                       logger=args.logger or "")
@@ -318,7 +320,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 **explain_model(model, dm, cell.view, chosen, rows=args.rows, seed=cell.seed)}
     if args.retrain_top:
         method = next(iter(data["methods"]))
-        kept = retrain_on_top(cell, dm, options, data["methods"][method], args.retrain_top)
+        def retrain() -> Any:
+            prepare(cell, dm)
+            return train_cell(cell, dm, options)
+
+        kept = retrain_on_top(cell, dm, data["methods"][method], args.retrain_top, retrain)
         kept["full"] = record.primary_test if record is not None else None
         kept["method"] = method
         data["retrain_top"] = kept
@@ -466,10 +472,16 @@ def _tuned(plan: Any, options: Any, console: Any = None, reuse_only: bool = Fals
 
 
 def _facts(plan: Any) -> Any:
+    """What the plan knows that the tables show (current configurations, pairs that
+    cannot run, compatible pairs per dataset, the suite's published contrasts)."""
     from .report.build import PlanFacts
 
+    expected: dict[str, set[str]] = {}
+    for c in plan.cells:
+        expected.setdefault(c.dataset.id, set()).add(c.model.id)
     return PlanFacts(current=plan.current_hashes(), cannot_run=plan.cannot_run,
-                     incompatible=plan.incompatible)
+                     incompatible=plan.incompatible, expected=expected,
+                     contrasts=list(plan.suite.contrasts))
 
 
 def _left_out_lines(plan: Any) -> list[str]:
@@ -504,11 +516,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     plan = plan_suite(suite)  # widths and views resolved, pairs checked, before training
     console = _console()
     plan = _tuned(plan, options, console, workers=args.workers, plugin_files=tuple(args.plugin))
-    if options.force:
-        from .run.serial import records_to_force
-
-        options = dataclasses.replace(options, forced=records_to_force(plan.cells,
-                                                                       options.results_dir))
     if args.launcher != "none":
         return _benchmark_on_cluster(args, plan, options)
     note = options.hardware.note()
@@ -921,6 +928,8 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global STARTED_NS
+    STARTED_NS = time.time_ns()
     parser = build_parser()
     args = parser.parse_args(argv)
     from .train.hardware import secondary_rank

@@ -62,6 +62,10 @@ def layer(module: str) -> str:
         return "cli"
     if module == "benchmarks.checks":
         return "checks"
+    if module.startswith("benchmarks.tune"):
+        return "run"  # the search runs cells: part of running
+    if module.startswith("benchmarks.export"):
+        return "report"  # writes a dataset out, as reporting writes results
     return module.split(".")[1]
 
 

@@ -1,28 +1,50 @@
-"""Writing a suite's leaderboard: leaderboard.md and .csv, plots/ and leaderboard.html,
+"""Writing a suite's leaderboard: plots/, leaderboard.md and .csv and leaderboard.html,
 from the rows of its current records. What a run already knew (which pairs cannot run,
-which configurations are current) comes in with the plan's facts, never from the
-registry."""
+which configurations are current, which pairs it was to run, the published contrasts it
+checks) comes in with the plan's facts, never from the registry."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..run.files import write_text_atomic
+from .analysis import Analysis, analyse
 from .markdown import markdown, to_csv
 from .rows import Row, aggregate, current_only, load_records
+from .significance import ALPHA
 
 
 @dataclass
 class PlanFacts:
-    """What the plan knows that the tables show: the current configuration of each cell
-    ((dataset id, model id, seed) -> config hash; None keeps every record) and the pairs
-    that cannot run."""
+    """What the plan knows that the tables show. The CLI fills every field from the
+    SuitePlan (benchmarks.cli._facts); a test may fill any subset.
+
+    current: (dataset id, model id, seed) -> the config hash of the plan's cell
+        (plan.current_hashes()); records of other configurations are left out. None keeps
+        every record.
+    cannot_run: (dataset id, model id) pairs the model cannot run at all (plan.cannot_run):
+        "-" in the grid.
+    incompatible: (dataset id, model id, reason) pairs the suite asked for that cannot run
+        (plan.incompatible), listed under "Pairs left out".
+    expected: dataset id -> the model ids the plan runs on it (the compatible pairs:
+        {c.dataset.id: {c.model.id, ...}} over plan.cells); each dataset's table then says
+        "k of n compatible pairs ran". None: no coverage lines.
+    contrasts: the suite's published contrasts (plan.suite.contrasts), each a table of
+        name, source, dataset (an id), models (ids in the published order, best first),
+        expected (the published claim; "tie" for models expected to be indistinguishable)
+        and split ("test", the default, or "ood_test").
+    alpha: the level of every paired test and of the Friedman test.
+    """
 
     current: dict[tuple[str, str, int], str] | None = None
     cannot_run: set[tuple[str, str]] = field(default_factory=set)
     incompatible: list[tuple[str, str, str]] = field(default_factory=list)  # asked, left out
+    expected: dict[str, set[str]] | None = None
+    contrasts: list[dict[str, Any]] = field(default_factory=list)
+    alpha: float = ALPHA
 
 
 def output_dir(results_dir: str | Path, suite: str) -> Path:
@@ -31,33 +53,43 @@ def output_dir(results_dir: str | Path, suite: str) -> Path:
     return results_dir if suite == "default" else results_dir / "suites" / suite
 
 
-def write_reports(rows: list[Row], suite: str, problems: list[tuple[Path, str]],
-                  out: Path, *, facts: PlanFacts | None = None, html: bool = True,
-                  plots: bool = True) -> list[Path]:
-    """leaderboard.md and .csv, then (optionally) plots/ and leaderboard.html, into `out`."""
+def _warn_plots(exc: Exception) -> None:
+    print(f"mlwm: warning: plots not written ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def write_reports(a: Analysis, suite: str, problems: list[tuple[Path, str]], out: Path, *,
+                  facts: PlanFacts | None = None, html: bool = True, plots: bool = True,
+                  plot_files: dict[tuple[str, str], dict[str, Path]] | None = None
+                  ) -> list[Path]:
+    """leaderboard.md and .csv, then (optionally) plots/ and leaderboard.html, into `out`.
+    Plots are drawn first so that the Markdown can link the diagrams that exist;
+    plot_files: the per-dataset plots, when the caller drew them already."""
     facts = facts or PlanFacts()
-    md, csv_path = out / "leaderboard.md", out / "leaderboard.csv"
-    write_text_atomic(md, markdown(rows, suite, problems, facts.cannot_run, facts.incompatible))
-    write_text_atomic(csv_path, to_csv(rows))
-    paths = [md, csv_path]
-    plot_files: dict[tuple[str, str], dict[str, Path]] = {}
+    diagrams: dict[str, Path] = {}
     if plots:
         try:
-            from .plots import write_plots
+            from .plots import write_cd_diagrams, write_plots
 
-            plot_files = write_plots(rows, out / "plots")
+            if plot_files is None:
+                plot_files = write_plots(a.rows, out / "plots")
+            diagrams = write_cd_diagrams(a.aggregates, out / "plots")
         except Exception as exc:  # a plotting bug must not cost the tables
-            print(f"mlwm: warning: plots not written ({type(exc).__name__}: {exc})",
-                  file=sys.stderr)
+            _warn_plots(exc)
+    plot_files = plot_files or {}
+    md, csv_path = out / "leaderboard.md", out / "leaderboard.csv"
+    write_text_atomic(md, markdown(a, suite, problems, facts.cannot_run, facts.incompatible,
+                                   diagrams, out))
+    write_text_atomic(csv_path, to_csv(a))
+    paths = [md, csv_path]
     if html:
         from .html import html_page
 
         page = out / "leaderboard.html"
-        write_text_atomic(page, html_page(rows, suite, problems, plot_files, facts.cannot_run))
+        write_text_atomic(page, html_page(a, suite, problems, plot_files, facts.cannot_run,
+                                          diagrams, facts.incompatible))
         paths.append(page)
-    for kinds in plot_files.values():
-        for png in kinds.values():
-            paths += [png, png.with_suffix(".svg")]
+    for png in [p for kinds in plot_files.values() for p in kinds.values()] + list(diagrams.values()):
+        paths += [png, png.with_suffix(".svg")]
     return paths
 
 
@@ -69,6 +101,7 @@ class Leaderboard:
     rows: list[Row]
     problems: list[tuple[Path, str]]       # files under runs/ that are not valid records
     stale: int = 0                         # valid records of another configuration, left out
+    analysis: Analysis | None = None       # tests, marks, aggregates, contrasts
 
 
 def build_leaderboard(results_dir: str | Path, suite: str, out_dir: str | Path | None = None,
@@ -82,5 +115,27 @@ def build_leaderboard(results_dir: str | Path, suite: str, out_dir: str | Path |
         records, stale = current_only(records, facts.current)
     rows = aggregate(records)
     out = Path(out_dir) if out_dir else output_dir(results_dir, suite)
-    paths = write_reports(rows, suite, problems, out, facts=facts, html=html, plots=plots)
-    return Leaderboard(paths, rows, problems, len(stale))
+    job = None
+    if plots:  # drawn in child processes while the tests run here
+        try:
+            from .plots import start_plots
+
+            job = start_plots(rows, out / "plots")
+        except Exception as exc:
+            _warn_plots(exc)
+    try:
+        a = analyse(rows, facts.expected, facts.contrasts, facts.alpha)
+    except BaseException:  # Ctrl-C or a bug: no drawing child outlives the build
+        if job is not None:
+            job.cancel()
+        raise
+    plot_files = None
+    if job is not None:
+        try:
+            plot_files = job.result()
+        except Exception as exc:  # a plotting bug must not cost the tables
+            _warn_plots(exc)
+            plot_files = {}
+    paths = write_reports(a, suite, problems, out, facts=facts, html=html, plots=plots,
+                          plot_files=plot_files)
+    return Leaderboard(paths, rows, problems, len(stale), a)

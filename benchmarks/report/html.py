@@ -1,9 +1,12 @@
 """leaderboard.html: the Markdown leaderboard as one self-contained page.
 
-Same summary grid and per-dataset tables (built once in `tables`), plots inlined
-as base64 PNG, inline CSS and a few lines of JS that sort a table by a clicked column.
-No server, no external asset. Every string that comes from a record goes through
-`html.escape`: a model name is data, never markup.
+Same sections and tables (built once in `tables`): per modality the aggregate table and
+its critical-difference diagram, the published contrasts, the full grid, the per-dataset
+tables, each with its rows' hyperparameters and training budget one click away (a
+<details> under the table, and the model cell's hover text) and its plots. Plots are
+inlined as base64 PNG, with inline CSS and a few lines of JS that sort a table by a
+clicked column. No server, no external asset. Every string that comes from a record
+goes through `html.escape`: a model name is data, never markup.
 """
 
 from __future__ import annotations
@@ -13,8 +16,21 @@ import html
 import math
 from pathlib import Path
 
-from .rows import Row, by_dataset
-from .tables import LEGEND, Table, TableCell, dataset_heading, dataset_table, summary_table
+from .analysis import Analysis
+from .tables import (
+    LEGEND,
+    Table,
+    TableCell,
+    aggregate_notes,
+    aggregate_table,
+    config_text,
+    contrast_lines,
+    contrast_table,
+    dataset_heading,
+    dataset_notes,
+    dataset_table,
+    summary_table,
+)
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -28,7 +44,9 @@ tbody tr:nth-child(even) { background: #fafafa; } tbody tr:hover { background: #
 td.best { font-weight: bold; } td.dim { color: #999; }
 .desc { color: #555; } .metric { font-weight: 600; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; } .plots img { max-width: 100%; height: auto; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; } .note { color: #444; margin: .3em 0; }
+details { margin: .4em 0 1em; } summary { cursor: pointer; color: #245; }
+.cd img { max-width: 100%; height: auto; }
 """
 
 # Click a header: sort the rows by that column (numbers by their data-v), again to reverse;
@@ -90,34 +108,75 @@ def html_table(table: Table) -> str:
 
 
 def png_data_uri(path: Path) -> str:
-    """A PNG file inlined as a data: URI."""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    """A PNG file inlined as a data: URI ("" if it is gone: another runner redrawing it)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return ""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def html_page(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = (),
+def _configs(group) -> str:
+    """Each row's hyperparameters, budget and input, folded away under the table."""
+    items = "".join(f"<li><b>{esc(r.model_id)}</b>: {esc(config_text(r))}</li>" for r in group)
+    return (f"<details><summary>Hyperparameters and training budget of each row</summary>"
+            f"<ul>{items}</ul></details>")
+
+
+def html_page(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
               plot_files: dict[tuple[str, str], dict[str, Path]] | None = None,
-              cannot_run: set[tuple[str, str]] = frozenset()) -> str:
-    """The whole page; `plot_files` ({(dataset, version): {kind: png}}) are inlined."""
-    plot_files = plot_files or {}
+              cannot_run: set[tuple[str, str]] = frozenset(),
+              diagrams: dict[str, Path] | None = None,
+              incompatible: list[tuple[str, str, str]] = ()) -> str:
+    """The whole page; `plot_files` ({(dataset, version): {kind: png}}) and `diagrams`
+    ({modality: png}) are inlined."""
+    plot_files, diagrams = plot_files or {}, diagrams or {}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>Leaderboard: suite {esc(suite)}</title>", f"<style>{CSS}</style>",
            "</head><body>", f"<h1>Leaderboard: suite <code>{esc(suite)}</code></h1>",
-           f"<p>{esc(LEGEND.replace('`', ''))} Click a column header to sort.</p>"]
-    devices = sorted({r.device for r in rows if r.device})
+           f"<p>{esc(LEGEND.replace('`', ''))} Click a column header to sort; hover a "
+           "model or a comparison for its configuration or the test in full.</p>"]
+    devices = sorted({r.device for r in a.rows if r.device})
     if devices:
         out.append(f"<p>Hardware: {esc(', '.join(devices))}.</p>")
-    out += ["<h2>Summary</h2>", html_table(summary_table(rows, cannot_run))]
-    for key, group in by_dataset(rows).items():
+    if a.aggregates:
+        out.append("<h2>Summary by modality</h2>")
+        for agg in a.aggregates:
+            notes = aggregate_notes(agg)
+            out += [f"<h3>{esc(agg.modality)}</h3>", f'<p class="note">{esc(notes[0])}</p>']
+            if agg.models:
+                out.append(html_table(aggregate_table(agg)))
+            out += [f'<p class="note">{esc(line)}</p>' for line in notes[1:]]
+            if agg.modality in diagrams:
+                out.append(f'<div class="cd"><img src="{png_data_uri(diagrams[agg.modality])}" '
+                           f'alt="critical-difference diagram, {esc(agg.modality)}"></div>')
+    if a.contrasts:  # after the aggregates, before the grid: the order of the Markdown
+        out.append("<h2>Published contrasts</h2>")
+        for c in a.contrasts:
+            out.append(f"<h3>{esc(c.name or 'contrast')}</h3>")
+            out += [f'<p class="note">{esc(line.replace("`", ""))}</p>'
+                    for line in contrast_lines(c)]
+            out.append(html_table(contrast_table(c)))
+    out += ["<h2>Full grid</h2>", html_table(summary_table(a, cannot_run))]
+    for key, group in a.groups.items():
         title, metric_line = dataset_heading(group)
         out.append(f"<h2>{esc(title)}</h2>")
         if group[0].description:
             out.append(f'<p class="desc">{esc(group[0].description)}</p>')
-        out += [f'<p class="metric">{esc(metric_line)}</p>', html_table(dataset_table(group))]
+        out.append(f'<p class="metric">{esc(metric_line)}</p>')
+        out += [f'<p class="note">{esc(line.replace("`", ""))}</p>'
+                for line in dataset_notes(a, key)]
+        # the configurations folded away: one click, not a wall of text per dataset
+        out += [html_table(dataset_table(group, a.tests[key])), _configs(group)]
         images = [f'<img src="{png_data_uri(png)}" alt="{esc(title)}: {esc(kind)} plot">'
                   for kind, png in plot_files.get(key, {}).items()]
         if images:
             out.append('<div class="plots">' + "\n".join(images) + "</div>")
+    if incompatible:
+        out += ["<h2>Pairs left out</h2>", "<ul>"]
+        out += [f"<li>{esc(d)} · {esc(m)}: {esc(why)}</li>" for d, m, why in sorted(incompatible)]
+        out.append("</ul>")
     if problems:
         out += ["<h2>Files left out</h2>", "<ul>"]
         out += [f"<li><code>{esc(p)}</code>: {esc(why)}</li>" for p, why in problems]

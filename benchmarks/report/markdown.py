@@ -1,95 +1,242 @@
 """The leaderboard as Markdown and CSV text (from the table model of
-benchmarks.report.tables). Text from records is data: Markdown gets its HTML, pipes and
-line breaks escaped; CSV cells that a spreadsheet would run as a formula are quoted."""
+benchmarks.report.tables).
+
+Text from records is data, never markup. In Markdown: HTML is written as entities (a
+`<script>` shows as text), every kind of line break becomes a space (so neither a table
+row nor a paragraph can be ended early, nor a heading started), pipes, backslashes,
+backticks, brackets and emphasis markers are backslash-escaped, and a paragraph cannot
+open with a block marker (#, >, -, +, =, "1."). In CSV: a text cell that a spreadsheet
+would run as a formula (starting with =, +, -, @, tab or CR, and their full-width forms)
+gets a leading single quote (OWASP's rule); numbers stay numbers.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
+import re
 from pathlib import Path
 
-from .rows import Row, by_dataset, mean, std
+from ..run.files import ID_PATTERN
+from .aggregates import dataset_modality
+from .analysis import Analysis
+from .rows import mean, std
 from .tables import (
     LEGEND,
+    VS_BASELINE,
+    VS_BEST,
     Table,
     TableCell,
+    aggregate_notes,
+    aggregate_table,
+    ci_half,
+    comparison_detail,
+    contrast_lines,
+    contrast_table,
     dataset_heading,
+    dataset_notes,
     dataset_table,
     fmt,
+    solved_text,
     status_text,
     summary_table,
 )
 
+# every character str.splitlines() breaks at, and the \r\n pair as one
+LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+# backslash first, so that the escapes added after it are not escaped again
+INLINE = [("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"),
+          ("`", "\\`"), ("*", "\\*"), ("[", "\\["), ("]", "\\]"), ("~", "\\~")]
+# an underscore can open or close emphasis only beside a non-alphanumeric character, so
+# ids such as set_transformer stay as they are
+LOOSE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+BLOCK_START = re.compile(r"^(#|=|-|\+|\d+[.)])")
 
-def md_escape(text: str) -> str:
-    """Text as one Markdown table cell: pipes escaped, line breaks as spaces."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+
+def md_escape(text: object) -> str:
+    """Record text as inline Markdown (a table cell, a heading, a list item): one line,
+    its HTML as entities, the characters of Markdown syntax escaped."""
+    out = LINE_BREAK.sub(" ", str(text))
+    for raw, escaped in INLINE:
+        out = out.replace(raw, escaped)
+    return LOOSE_UNDERSCORE.sub(r"\\_", out)
+
+
+def md_paragraph(text: object) -> str:
+    """Record text as a paragraph of its own: inline-escaped, and unable to open a block
+    (a heading, a quote, a list, a setext underline) with its first character."""
+    out = md_escape(text).strip()
+    m = BLOCK_START.match(out)
+    if m:
+        token = m.group(1)
+        out = (token[:-1] + "\\" + token[-1] if token[0].isdigit() else "\\" + token) \
+            + out[len(token):]
+    return out
 
 
 def md_table(table: Table) -> list[str]:
     """A table as Markdown lines, the best cells in bold."""
 
     def text(c: TableCell) -> str:
-        return f"**{md_escape(c.text)}**" if c.best else md_escape(c.text)
+        return f"**{md_escape(c.text)}**" if c.best and c.text else md_escape(c.text)
 
     return (["| " + " | ".join(md_escape(h) for h in table.head) + " |",
              "|" + "---|" * len(table.head)]
             + ["| " + " | ".join(text(c) for c in cells) + " |" for cells in table.body])
 
 
-def markdown(rows: list[Row], suite: str, problems: list[tuple[Path, str]] = (),
+def md_image(alt: str, path: str) -> str:
+    """An image link to a file the leaderboard wrote (a relative path of safe names)."""
+    return f"![{md_escape(alt)}]({path})"
+
+
+def markdown(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
              cannot_run: set[tuple[str, str]] = frozenset(),
-             incompatible: list[tuple[str, str, str]] = ()) -> str:
-    """The whole leaderboard page: legend, hardware, summary grid, a table per dataset."""
-    out = [f"# Leaderboard: suite `{suite}`", "", LEGEND, ""]
-    devices = sorted({r.device for r in rows if r.device})
+             incompatible: list[tuple[str, str, str]] = (),
+             diagrams: dict[str, Path] | None = None, base: Path | None = None) -> str:
+    """The whole leaderboard page: legend and hardware, the aggregates of each modality
+    with their CD diagrams, the published contrasts, the full grid, a table per dataset.
+    diagrams: {modality: png} written under `base` (linked relative to it)."""
+    diagrams = diagrams or {}
+    # a suite name is a checked id (no backtick can end the code span early); anything
+    # else (a suite built in memory) is escaped text instead
+    name = f"`{suite}`" if ID_PATTERN.fullmatch(suite) else md_escape(suite)
+    out = [f"# Leaderboard: suite {name}", "", LEGEND, ""]
+    devices = sorted({r.device for r in a.rows if r.device})
     if devices:
-        out += [f"Hardware: {', '.join(devices)}.", ""]
-    out += ["## Summary", ""] + md_table(summary_table(rows, cannot_run)) + [""]
-    for group in by_dataset(rows).values():
+        out += [md_paragraph(f"Hardware: {', '.join(devices)}."), ""]
+    if a.aggregates:
+        out += ["## Summary by modality", ""]
+        for agg in a.aggregates:
+            out += [f"### {md_escape(agg.modality)}", ""]
+            # what the ranks are over, the table, then what was left out and Friedman's
+            out += [md_paragraph(line) for line in aggregate_notes(agg)[:1]] + [""]
+            if agg.models:
+                out += md_table(aggregate_table(agg)) + [""]
+            out += [md_paragraph(line) + "\n" for line in aggregate_notes(agg)[1:]]
+            png = diagrams.get(agg.modality)
+            if png is not None:
+                # relative, so the page and its plots/ move together (the path is ours:
+                # a modality is one of the contract's names, made path-safe by plot_stem)
+                rel = png.relative_to(base).as_posix() if base else png.name
+                out += [md_image(f"critical-difference diagram, {agg.modality}", rel), ""]
+    if a.contrasts:
+        out += ["## Published contrasts", ""]
+        for c in a.contrasts:
+            out += [f"### {md_escape(c.name or 'contrast')}", ""]
+            out += [md_paragraph(line) + "\n" for line in contrast_lines(c)]
+            out += md_table(contrast_table(c)) + [""]
+    out += ["## Full grid", ""] + md_table(summary_table(a, cannot_run)) + [""]
+    for key, group in a.groups.items():
         title, metric_line = dataset_heading(group)
         out += [f"## {md_escape(title)}", ""]
         if group[0].description:
-            out += [md_escape(group[0].description), ""]
-        out += [md_escape(metric_line), ""] + md_table(dataset_table(group)) + [""]
+            out += [md_paragraph(group[0].description), ""]
+        out += [md_paragraph(metric_line), ""]
+        out += [md_paragraph(line) + "\n" for line in dataset_notes(a, key)]
+        out += md_table(dataset_table(group, a.tests[key])) + [""]
     if incompatible:
         out += ["## Pairs left out", "",
                 "Pairs the suite names that cannot run (no view the model accepts, or "
                 "another task type):", ""]
         out += [f"- {md_escape(d)} · {md_escape(m)}: {md_escape(why)}"
                 for d, m, why in sorted(incompatible)] + [""]
-    if problems:
-        out += ["## Files left out", ""] + [f"- `{p}`: {md_escape(why)}" for p, why in problems] + [""]
+    if problems:  # a file name is text too: no code span a backtick in it could end
+        out += ["## Files left out", ""] + [f"- {md_escape(p)}: {md_escape(why)}"
+                                            for p, why in problems] + [""]
     return "\n".join(out)
 
 
-CSV_FIELDS = ["dataset", "dataset_version", "model", "model_name", "baseline", "param_budget",
-              "metric", "higher_is_better", "test_mean", "test_std", "val_mean", "val_std",
-              "ood_mean", "ood_std", "n_seeds", "seeds", "n_params", "train_s_mean",
-              "epochs_mean", "n_failed", "n_skipped", "status", "secondary"]
+# -- CSV --------------------------------------------------------------------------------
+CSV_FIELDS = ["dataset", "dataset_version", "modality", "model", "model_name", "baseline",
+              "param_budget", "view", "encoding", "metric", "higher_is_better",
+              "test_mean", "test_std", "test_ci95", "val_mean", "val_std", "val_ci95",
+              "ood_mean", "ood_std", "ood_ci95", "n_seeds", "seeds", "solved",
+              "vs_best", "vs_best_p_holm", "vs_baseline", "vs_baseline_p_holm",
+              "vs_best_detail", "vs_baseline_detail", "mcnemar_p_vs_best",
+              "mcnemar_p_vs_baseline", "saturated", "solved_by_linear", "not_converged",
+              "n_params", "train_s_mean", "epochs_mean", "n_failed", "n_skipped", "status",
+              "secondary", "hparams", "budget"]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 
 
-def to_csv(rows: list[Row]) -> str:
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def csv_cell(value: object) -> object:
+    """A value as a safe CSV cell: text a spreadsheet would evaluate is prefixed with a
+    single quote (OWASP: cells starting with = + - @ tab CR); numbers, written as
+    numbers or as number text ("-0.25"), stay numbers. A CR inside text becomes LF: the
+    csv module quotes a cell holding an LF (our line terminator) but not one holding a
+    bare CR, which a reader would take for the end of the row."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_START) and not _is_number(value):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _verdict_word(t, words: dict[str, str]) -> str:
+    if t is None:
+        return ""
+    return words[t.verdict] if t.tested else "no test"
+
+
+def to_csv(a: Analysis) -> str:
     """Every row with every aggregated figure, one line per (dataset, model, budget)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    for group in by_dataset(rows).values():
+    for key, group in a.groups.items():
+        tests, marks = a.tests[key], a.marks[key]
         for r in group:
-            writer.writerow({
+            vs_best, vs_base = tests.vs_best(r.model_id), tests.vs_baseline(r.model_id)
+            stuck = r.not_converged()
+            # numbers as fixed-point text (6 digits) so that the file diffs cleanly;
+            # verdict words beside corrected p's; the test in full for who wants it
+            line = {
                 "dataset": r.dataset_id, "dataset_version": r.dataset_version,
-                "model": r.model_id, "model_name": r.model_name, "baseline": r.baseline,
-                "param_budget": r.param_budget or "", "metric": r.metric,
-                "higher_is_better": r.higher_is_better,
+                "modality": dataset_modality(group), "model": r.model_id,
+                "model_name": r.model_name, "baseline": r.baseline,
+                "param_budget": r.param_budget or "", "view": r.view, "encoding": r.encoding,
+                "metric": r.metric, "higher_is_better": r.higher_is_better,
                 "test_mean": fmt(mean(r.test), 6), "test_std": fmt(std(r.test), 6),
+                "test_ci95": fmt(ci_half(r.test), 6),
                 "val_mean": fmt(mean(r.val), 6), "val_std": fmt(std(r.val), 6),
+                "val_ci95": fmt(ci_half(r.val), 6),
                 "ood_mean": fmt(mean(r.ood), 6), "ood_std": fmt(std(r.ood), 6),
+                "ood_ci95": fmt(ci_half(r.ood), 6),
                 "n_seeds": len(r.test), "seeds": " ".join(map(str, r.seeds)),
+                "solved": solved_text(r),
+                "vs_best": "best" if r.ok and r.model_id == tests.best
+                else _verdict_word(vs_best, VS_BEST),
+                "vs_best_p_holm": fmt(vs_best.p_holm, 6) if vs_best and vs_best.tested else "",
+                "vs_baseline": "baseline" if r.ok and r.model_id == tests.baseline
+                else _verdict_word(vs_base, VS_BASELINE),
+                "vs_baseline_p_holm": fmt(vs_base.p_holm, 6) if vs_base and vs_base.tested
+                else "",
+                "vs_best_detail": comparison_detail(vs_best),
+                "vs_baseline_detail": comparison_detail(vs_base),
+                "mcnemar_p_vs_best": fmt(vs_best.mcnemar.p, 6) if vs_best and vs_best.mcnemar
+                else "",
+                "mcnemar_p_vs_baseline": fmt(vs_base.mcnemar.p, 6)
+                if vs_base and vs_base.mcnemar else "",
+                "saturated": marks.saturated, "solved_by_linear": marks.solved_by_linear,
+                "not_converged": bool(stuck),
                 "n_params": r.n_params if r.n_params is not None else "",
                 "train_s_mean": fmt(mean(r.train_s), 3), "epochs_mean": fmt(mean(r.epochs), 2),
                 "n_failed": len(r.failed), "n_skipped": len(r.skipped), "status": status_text(r),
-                "secondary": " ".join(f"{k}={fmt(mean(v), 6)}" for k, v in sorted(r.secondary.items())),
-            })
+                "secondary": " ".join(f"{k}={fmt(mean(v), 6)}"
+                                      for k, v in sorted(r.secondary.items())),
+                "hparams": json.dumps(r.hparams, sort_keys=True, default=str),
+                "budget": json.dumps(r.budget, sort_keys=True, default=str),
+            }
+            writer.writerow({k: csv_cell(v) for k, v in line.items()})  # every cell
     return buf.getvalue()
-
 

@@ -35,10 +35,10 @@ class RunOptions:
     results_dir: Path = Path("results")
     hardware: Hardware = field(default_factory=Hardware)
     retry_failed: bool = True     # rerun cells whose record says failed
-    force: bool = False           # rerun every cell, finished or not ...
-    forced: dict[str, int] = field(default_factory=dict)  # ... whose record is still the
-                                  # one seen at the start (path -> mtime_ns): a record
-                                  # another --force runner rewrote meanwhile is done
+    force: bool = False           # rerun every cell whose record predates ...
+    forced_since_ns: int = 0      # ... this moment (the command's start): a record written
+                                  # after it, by this run or another --force runner
+                                  # started at the same time, is done
     fresh_data: bool = False      # regenerate each dataset's cached files first (--force)
     vectorise_seeds: bool = False  # train the seeds of a cell together (torch.func) where supported
     logger: str = ""              # a Lightning logger per cell: csv, tensorboard or mlflow

@@ -71,13 +71,12 @@ def after_training(cell: Any, dm: MathDataModule, outcome: Any, record_path: Pat
                       json.dumps({"config_hash": config_hash, **data}, indent=1) + "\n")
 
 
-def retrain_on_top(cell: Any, dm: MathDataModule, options: Any, entry: dict[str, Any],
-                   k: int) -> dict[str, Any]:
+def retrain_on_top(cell: Any, dm: MathDataModule, entry: dict[str, Any], k: int,
+                   train: Any) -> dict[str, Any]:
     """Retrain the cell on its K most salient inputs (the others zeroed) and return the
-    test metric it keeps. Vector and tabular views only: a masked token or node is not
+    test metric it keeps; `train()` trains the cell on the datamodule as it stands (run's
+    prepare and train_cell). Vector and tabular views only: a masked token or node is not
     the same as a missing one."""
-    from .execute import prepare, train_cell
-
     vs = dm.spec.view_spec(cell.view)
     if vs.modality not in (Modality.VECTOR, Modality.TABULAR):
         raise UserError(f"--retrain-top needs a vector view; {cell.model.id} reads {vs.key}")
@@ -86,8 +85,7 @@ def retrain_on_top(cell: Any, dm: MathDataModule, options: Any, entry: dict[str,
     mask[keep] = 1.0
     dm.mask_inputs(cell.view, mask)
     try:
-        prepare(cell, dm)
-        out = train_cell(cell, dm, options)
+        out = train()
     finally:
         dm.mask_inputs(cell.view, None)
     metric = dm.spec.metric

@@ -29,8 +29,8 @@ def finished_record(cell: Cell, options: RunOptions) -> RunRecord | None:
     path = cell.path(options.results_dir)
     if not path.is_file():
         return None
-    if options.force and options.forced.get(str(path)) == path.stat().st_mtime_ns:
-        return None  # still the record this --force run set out to replace
+    if options.force and path.stat().st_mtime_ns < options.forced_since_ns:
+        return None  # a record from before this --force run: it is to be replaced
     try:
         rec = read_record(path)
     except RecordError:
@@ -40,19 +40,6 @@ def finished_record(cell: Cell, options: RunOptions) -> RunRecord | None:
     if rec.status == "failed" and options.retry_failed:
         return None
     return rec
-
-
-def records_to_force(cells: list[Cell], results_dir: Any) -> dict[str, int]:
-    """--force: the records that exist now (path -> mtime_ns). They are rerun; a record
-    written after this moment (by this run or another --force runner) is done."""
-    out = {}
-    for cell in cells:
-        path = cell.path(results_dir)
-        try:
-            out[str(path)] = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            continue
-    return out
 
 
 def claim_unfinished(cell: Cell, options: RunOptions
