@@ -7,6 +7,14 @@ Vectors: a sequence of chunks of `patch` consecutive entries (linear embedding +
 patch=1 reads one scalar a step, a larger patch shortens long vectors (attention is
 quadratic in the number of steps).
 
+The encoder's modules are torch's (nn.TransformerEncoder of pre-norm layers, so the
+parameters and their names are torch's), but `encode` runs them with attention written
+out as two batched matmuls and a softmax: on CPU, nn.MultiheadAttention's path (SDPA's
+flash kernel for CPU) spent ~40% of a training step on these tiny heads (length 10-40,
+head width 8), and torch's softmax over a last axis shorter than 16 is ~8x slower than
+exp and sum (its vectorised path needs 16 floats), so short sequences take the latter.
+The same function to float rounding (tests/test_models_fast_paths.py).
+
 Run: mlwm run --dataset parity --model transformer --seed 0
 """
 
@@ -40,6 +48,42 @@ def sinusoidal_table(length: int, d_model: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
     return table
+
+
+def softmax_last(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis; below 16 entries as exp over the sum (see the module
+    docstring). Subtracting the detached max leaves value and gradient unchanged, since
+    softmax ignores a shift, and keeps exp finite; masked -inf scores give exact zeros."""
+    if scores.shape[-1] >= 16:
+        return torch.softmax(scores, dim=-1)
+    e = (scores - scores.amax(dim=-1, keepdim=True).detach()).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def self_attention(mha: nn.MultiheadAttention, x: torch.Tensor,
+                   key_bias: torch.Tensor) -> torch.Tensor:
+    """mha(x, x, x) with its own weights, for batch_first (B, L, E) inputs; key_bias is
+    (B, 1, 1, L), 0 for a key to attend to and -inf for padding."""
+    b, length, width = x.shape
+    heads = mha.num_heads
+    qkv = nn.functional.linear(x, mha.in_proj_weight, mha.in_proj_bias)
+    q, k, v = qkv.view(b, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (width // heads) ** -0.5 + key_bias
+    weights = nn.functional.dropout(softmax_last(scores), mha.dropout, mha.training)
+    out = torch.matmul(weights, v).transpose(1, 2).reshape(b, length, width)
+    return mha.out_proj(out)
+
+
+def encode(encoder: nn.TransformerEncoder, h: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+    """encoder(h, src_key_padding_mask=pad) for pre-norm layers (norm_first=True), with
+    `self_attention` in place of nn.MultiheadAttention's path."""
+    key_bias = torch.zeros(pad.shape, dtype=h.dtype, device=h.device)
+    key_bias = key_bias.masked_fill(pad, float("-inf"))[:, None, None, :]
+    for layer in encoder.layers:
+        h = h + layer.dropout1(self_attention(layer.self_attn, layer.norm1(h), key_bias))
+        ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(h)))))
+        h = h + layer.dropout2(ff)
+    return encoder.norm(h)
 
 
 class PositionalEncoding(nn.Module):
@@ -79,8 +123,8 @@ class TransformerClassifier(nn.Module):
         layer = nn.TransformerEncoderLayer(d_model, heads_for(d_model, nhead),
                                            ff_mult * d_model, dropout, batch_first=True,
                                            norm_first=True)
-        # Pre-norm layers need a final norm; nested tensors are off so that padded and
-        # unpadded batches take the same code path.
+        # Pre-norm layers need a final norm; `encode` runs them (nested tensors off:
+        # torch's own forward, never called here, would otherwise build them).
         self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model),
                                              enable_nested_tensor=False)
         self.head = nn.Linear(d_model, num_outputs)
@@ -100,7 +144,7 @@ class TransformerClassifier(nn.Module):
         if self.positions is not None:
             h = self.positions(h)
         # An all-padding row attends to its first slot (no key at all would give NaN).
-        h = self.encoder(h, src_key_padding_mask=key_padding_mask(real))
+        h = encode(self.encoder, h, key_padding_mask(real))
         weights = real.unsqueeze(-1).to(h.dtype)
         pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         return self.head(pooled)

@@ -3,14 +3,16 @@
 of the default suite with that suite's budgets.
 
     python -m benchmarks.perf.batch_scale [--scales 1,4] [--seeds 0,1,2]
-                                          [--pairs mnist1d:cnn1d,digits:cnn2d] [--threads 1]
+                                          [--pairs mnist1d:cnn1d@100k,digits:cnn2d@10k] [--threads 1]
                                           [--accelerator gpu]
 
 Each cell runs through `run_cell` exactly as `make benchmark` runs it; only the budget's
 batch_scale differs (batch_size * k; rate * sqrt(k) for Adam/AdamW, * k for SGD). Scales
 are interleaved seed by seed so load on the machine hits them alike. "speedup" is the
 ratio of summed training seconds; the metric columns are mean ± std over seeds; "verdict"
-is Welch's t-test of k against 1 (`mlwm compare`'s test): "same" when p >= 0.05.
+is `mlwm compare`'s test of k against 1: the hierarchical paired bootstrap over the seeds
+and the test rows both share (their prediction files), "same" unless p < 0.05 and the
+interval excludes 0.
 """
 
 from __future__ import annotations
@@ -20,18 +22,20 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.perf.common import cells_for
-from benchmarks.report.compare import significance
+from benchmarks.report import stats
 from benchmarks.run.execute import RunOptions, run_cell
 from benchmarks.run.serial import DataModuleCache
 from benchmarks.run.suite import load_suite
 from benchmarks.train.hardware import Hardware
 from benchmarks.train.trainer import quiet_lightning
 
-PAIRS = ("parity-ood:mlp,descents-right-oneline:transformer,partitions-logdim:deepsets,"
-         "semigroups-m4:cnn2d,graph-triangles:gin@30k,mnist1d:mlp,mnist1d:cnn1d")
+PAIRS = ("parity-ood:mlp@100k,descents-right-oneline:transformer@100k,"
+         "partitions-logdim-ood28:deepsets@100k,semigroups-m4:cnn2d@100k,"
+         "graph-triangles-ood24:gin@100k,mnist1d:mlp@100k,mnist1d:cnn1d@100k")
 
 
 def main() -> None:
@@ -58,25 +62,27 @@ def main() -> None:
         for pair in args.pairs.split(","):
             by_scale = {k: cells_for(pair, suite, seeds, batch_scale=k) for k in scales}
             dm = cache.get(by_scale[scales[0]][0])
-            records: dict[int, list[dict]] = {k: [] for k in scales}
+            records: dict[int, list] = {k: [] for k in scales}
+            preds: dict[int, list[tuple]] = {k: [] for k in scales}  # per seed (pred, target)
             for i in range(len(seeds)):
                 for k in (scales if i % 2 == 0 else scales[::-1]):
                     rec = run_cell(by_scale[k][i], dm, options)
                     if rec.status != "ok":
                         raise RuntimeError(f"{pair} k={k}: {rec.reason}")
                     records[k].append(rec)
+                    preds[k].append(test_predictions(rec, by_scale[k][i], options.results_dir))
             spec = records[scales[0]][0].dataset
             metric, hib = spec.metric, spec.higher_is_better
             base = records[scales[0]]
             base_s = sum(r.time.train_s for r in base)
-            base_m = [r.metrics["test"][metric] for r in base]
             for k in scales:
                 recs = records[k]
                 ms = [r.metrics["test"][metric] for r in recs]
                 train_s = sum(r.time.train_s for r in recs)
                 b = by_scale[k][0].budget
-                verdict = "" if k == scales[0] else \
-                    _verdict(significance(ms, base_m, hib), statistics.mean(ms) - statistics.mean(base_m))
+                verdict = "" if k == scales[0] else _verdict(stats.paired_bootstrap(
+                    [(a[0], b[0], a[1]) for a, b in zip(preds[k], preds[scales[0]], strict=True)],
+                    metric), hib)
                 sd = statistics.stdev(ms) if len(ms) > 1 else 0.0
                 print(f"| {pair.replace(':', ' · ')} | {k} | {b.train_batch_size} | {b.train_lr:.3g} | "
                       f"{train_s / len(recs):.1f} | {statistics.mean(r.epochs for r in recs):.0f} | "
@@ -84,10 +90,18 @@ def main() -> None:
                       f"{base_s / train_s:.2f}x | {verdict} |", flush=True)
 
 
-def _verdict(v, diff: float) -> str:
-    if v.outcome == 0:
-        return f"same (p={v.p:.2f})" if v.p is not None else "same"
-    return f"{'better' if v.outcome > 0 else 'worse'} by {abs(diff):.3f} (p={v.p:.3f})"
+def test_predictions(rec, cell, results_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A record's test predictions and targets, from the file beside it."""
+    arrays = np.load(cell.path(results_dir).with_name(rec.predictions.file))
+    return arrays["test/pred"], arrays["test/target"]
+
+
+def _verdict(test: stats.PairedTest, higher_is_better: bool) -> str:
+    v = stats.verdict(test, 0.05, higher_is_better)
+    if v == stats.TIE:
+        return f"same (p={test.p:.2f})"
+    better = v == stats.WIN
+    return f"{'better' if better else 'worse'} by {abs(test.difference):.3f} (p={test.p:.3f})"
 
 
 if __name__ == "__main__":

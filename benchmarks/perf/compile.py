@@ -2,7 +2,7 @@
 `mlwm benchmark --compile default`) against the eager path, cell by cell through
 `run_cell`: what compiling costs once, what it saves per epoch, and where they break even.
 
-    python -m benchmarks.perf.compile [--pairs parity-ood:mlp,...] [--epochs 3,13]
+    python -m benchmarks.perf.compile [--pairs parity-ood:mlp@100k,...] [--epochs 3,13]
                                       [--mode default] [--threads 1] [--accelerator gpu]
 
 Each pair trains a fixed number of epochs (patience 0) with the default suite's budget
@@ -34,8 +34,8 @@ from benchmarks.run.suite import load_suite
 from benchmarks.train.hardware import Hardware
 from benchmarks.train.trainer import quiet_lightning
 
-PAIRS = ("parity-ood:mlp,descents-right-oneline:transformer,partitions-logdim:deepsets,"
-         "semigroups-m4:cnn2d,mnist1d:cnn1d")
+PAIRS = ("parity-ood:mlp@100k,descents-right-oneline:transformer@100k,"
+         "partitions-logdim-ood28:deepsets@100k,semigroups-m4:cnn2d@100k,mnist1d:cnn1d@100k")
 
 
 def main() -> None:
@@ -60,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(results_dir=Path(tmp), hardware=Hardware(args.accelerator))
         for pair in args.pairs.split(","):
-            base = cells_for(pair, suite, [0], patience=0, max_time_s=0.0)[0]
+            base = cells_for(pair, suite, [0], patience=0, min_epochs=0, max_time_s=0.0)[0]
             dcfg, mcfg, budget = base.dataset, base.model, base.budget
             dm = cache.get(base)
 

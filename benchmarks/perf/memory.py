@@ -93,8 +93,10 @@ def main() -> None:
     for name, raw, total in dataset_sizes():
         print(f"| {name} | {raw:.1f} | {total:.1f} |", flush=True)
     rss = leak_check(args.cells)
-    tenth = rss[min(9, len(rss) - 1)]
-    print(f"\n| cells | RSS after cell 1 | after cell 10 | after cell {len(rss)} | growth 10->{len(rss)} | peak RSS |")
+    mid = min(10, len(rss))  # cell 10, or the last of a shorter run
+    tenth = rss[mid - 1]
+    print(f"\n| cells | RSS after cell 1 | after cell {mid} | after cell {len(rss)} | "
+          f"growth {mid}->{len(rss)} | peak RSS |")
     print("|---|---|---|---|---|---|")
     print(f"| {len(rss)} | {rss[0]:.0f} MiB | {tenth:.0f} MiB | {rss[-1]:.0f} MiB | "
           f"{rss[-1] - tenth:+.1f} MiB | {peak_rss_mib():.0f} MiB |")

@@ -45,7 +45,7 @@ def plain_loop(dm, model_name: str, hparams: dict, epochs: int, batch_size: int,
     evaluation pass over the validation split. Returns (seconds, steps)."""
     entry = registry.get_model_entry(model_name)
     spec = dm.spec.for_view(choose_view(dm.spec, entry.modalities))
-    dm.configure(view=spec.modality, batch_size=batch_size, seed=seed,
+    dm.configure(view=spec.view, batch_size=batch_size, seed=seed,
                  chunk=1)  # one minibatch per step (run_cell on the same dm sets its own)
     torch.manual_seed(seed)
     net = registry.create_model(model_name, spec, **hparams)

@@ -6,7 +6,7 @@ as plain cells, one after another: wall time and speedup for S = 1, 3, 8 seeds.
 
 The plain side is what a suite runs per cell: `run_cell` (datamodule setup, shared
 LightningModule, common Trainer, test pass, record written). The vectorised side is one
-`train_seeds_vectorised` call for all S seeds. Budget: 5 epochs, batch 256, AdamW,
+`train_stacked` call for all S seeds. Budget: 5 epochs, batch 256, AdamW,
 patience 0 (so both sides train every epoch). Cases: the MLP (3 layers) on parity
 (n=32, 20k train rows) at width 256 and at width 32, where per-step overhead dominates
 (--widths adds others).
