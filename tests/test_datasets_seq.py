@@ -254,9 +254,9 @@ def test_spec_needs_no_generation_and_views_cover_every_split(name):
     dm.setup()
     for split in dm.splits:
         for view in spec.views:
-            x = dm.inputs(split, view.modality)
+            x = dm.inputs(split, view.key)
             x = x["x"] if isinstance(x, dict) else x
-            assert tuple(x.shape[1:]) == view.shape
+            assert tuple(x.shape[1:]) == view.shape, (split, view.key)
 
 
 @pytest.mark.parametrize("name", SEQ_DATASETS)

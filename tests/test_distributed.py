@@ -96,7 +96,9 @@ def test_a_dead_worker_loses_only_its_own_cell(tmp_path, vectorise):
     plugin = tmp_path / "killer.py"
     plugin.write_text(KILLER_PLUGIN)
     suite = tmp_path / "k.toml"
-    suite.write_text('seeds = [0, 1]\n[budget]\nmax_epochs = 2\n[[datasets]]\nname = "parity"\n'
+    # data_seeds fixed: seeds share their data, so they can be stacked
+    suite.write_text('seeds = [0, 1]\ndata_seeds = "fixed"\n[budget]\nmax_epochs = 2\n'
+                     '[[datasets]]\nname = "parity"\n'
                      'params = { n = 8, n_train = 64, n_val = 16, n_test = 16 }\n'
                      '[[models]]\nname = "killer"\n[[models]]\nname = "mlp"\nhparams = { hidden = 8 }\n')
     try:

@@ -109,19 +109,20 @@ def test_attribution_shape_matches_the_view(dataset, model):
     rows = torch.arange(ROWS)
     x, y = take_rows(dm.inputs("test", view), rows), take_rows(dm.target("test"), rows)
     expected = (ROWS, spec.num_outputs, *attribution_layout(spec, x))
-    if view is Modality.SET:
+    modality = spec.view_spec(view).modality
+    if modality is Modality.SET:
         assert expected[2:] == (spec.input_shape[0],)  # per element
-    elif view is not Modality.GRAPH:
+    elif modality is not Modality.GRAPH:
         assert expected[2:] == spec.input_shape
     for method in ("saliency", "ig", "shap", "permutation"):
-        if method == "permutation" and view in (Modality.SET, Modality.GRAPH):
+        if method == "permutation" and modality in (Modality.SET, Modality.GRAPH):
             with pytest.raises(UserError, match="permutation importance"):
                 attribute(net, spec, x, y, method, n_samples=1)
             continue
         attr = attribute(net, spec, x, y, method, n_samples=1 if method == "permutation" else 2)
         assert tuple(attr.shape) == expected, method
         assert attr.dtype == torch.float32 and torch.isfinite(attr).all(), method
-    if view is Modality.GRAPH:  # padding beyond each graph's own nodes stays zero
+    if modality is Modality.GRAPH:  # padding beyond each graph's own nodes stays zero
         counts = x.ptr[1:] - x.ptr[:-1]
         beyond = torch.arange(expected[2]) >= counts[:, None]
         assert not attr[beyond[:, None, :].expand_as(attr)].any()

@@ -42,4 +42,6 @@ def test_the_readme_plugin_model_joins_the_leaderboard(tmp_path):
     rows = list(csv.DictReader((tmp_path / "results/suites/smoke/leaderboard.csv").open()))
     mine = [r for r in rows if r["model"] == "wide_mlp"]
     assert {r["dataset"] for r in mine} == {"parity", "descents"}
-    assert all(r["status"] == "ok" and r["test_mean"] for r in mine)
+    # two epochs of the smoke suite: trained and scored, flagged as not converged
+    assert all((r["status"] == "ok" or r["status"].startswith("not converged")) and r["test_mean"]
+               for r in mine), [r["status"] for r in mine]

@@ -117,7 +117,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, suite_file):
 
 def test_ctrl_c_stops_cleanly_with_a_resume_message(tmp_path, suite_file):
     results = tmp_path / "r"
-    suite_file.write_text(SUITE.format(epochs=40))
+    suite_file.write_text(SUITE.format(epochs=1000))  # long cells: the signal lands mid-suite even on a fast machine
     proc = cli(results, "benchmark", "--suite", str(suite_file))
     wait_for_records(results, 1, proc)
     proc.send_signal(signal.SIGINT)

@@ -38,9 +38,13 @@ def test_scaled_batch_and_rate():
     assert TrainBudget(batch_size=64, lr=1e-3).train_lr == 1e-3
 
 
-def test_command_line_budget_wins_over_per_dataset_budgets():
-    suite = load_suite("default")
-    assert any("lr" in d.budget for d in suite.datasets)  # parity-ood and mnist1d set their own
+def test_command_line_budget_wins_over_per_dataset_budgets(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('seeds = [0]\n[budget]\nlr = 2e-3\n[[datasets]]\nname = "parity"\n'
+                    'id = "parity-ood"\nbudget = { lr = 1e-2 }\n[[datasets]]\nname = "descents"\n'
+                    '[[models]]\nname = "mlp"\n')
+    suite = load_suite(str(path))
+    assert any("lr" in d.budget for d in suite.datasets)  # parity-ood sets its own
     scaled = with_budget(suite, batch_scale=4, compile="default")
     cells = plan_suite(scaled).cells
     assert cells and all(c.budget.batch_scale == 4 and c.budget.compile == "default" for c in cells)

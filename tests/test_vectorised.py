@@ -191,7 +191,7 @@ def test_vectorise_seeds_through_the_cli_writes_the_same_records(tmp_path, worke
     from benchmarks.cli import main
 
     suite = tmp_path / "v.toml"
-    suite.write_text('seeds = [0, 1, 2]\nbaseline = false\n[budget]\nmax_epochs = 4\npatience = 2\n'
+    suite.write_text('seeds = [0, 1, 2]\nbaseline = false\ndata_seeds = "fixed"\n[budget]\nmax_epochs = 4\npatience = 2\n'
                      'batch_size = 64\n[[datasets]]\nname = "descents"\n'
                      'params = { n = 7, n_train = 400, n_val = 100, n_test = 100 }\n'
                      '[[datasets]]\nname = "parity"\n'

@@ -4,7 +4,6 @@ together where they can be, and one progress event per cell."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -110,8 +109,12 @@ def work_items(cells: list[Cell], vectorise_seeds: bool) -> list[WorkItem]:
     indexed = list(enumerate(cells))
     if not vectorise_seeds:
         return [[ic] for ic in indexed]
-    key = lambda ic: (ic[1].suite, ic[1].dataset.id, ic[1].model.id)  # noqa: E731
-    return [list(g) for _, g in itertools.groupby(indexed, key=key)]
+    # The plan interleaves models within a seed, so a cell's seeds are not adjacent:
+    # group them by key, in the order each group first appears.
+    groups: dict[tuple, WorkItem] = {}
+    for ic in indexed:
+        groups.setdefault((ic[1].suite, ic[1].dataset.id, ic[1].model.id), []).append(ic)
+    return list(groups.values())
 
 
 def run_item(item: WorkItem, dm: MathDataModule, options: RunOptions,
