@@ -89,7 +89,9 @@ class CNN2d(nn.Module):
         return self.head(pooled)
 
 
-@register_model("cnn1d", modalities=("sequence", "vector"), width="channels")
+@register_model("cnn1d", modalities=("sequence", "vector"), width="channels",
+                space={"depth": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def cnn1d(spec: DatasetSpec, channels: int = 32, depth: int = 3, kernel_size: int = 5,
           embed_dim: int = 16, pool: Pool = "max") -> nn.Module:
     """1-D CNN (conv, batch norm, ReLU) with global pooling on sequences or vectors."""
@@ -101,7 +103,9 @@ def cnn1d(spec: DatasetSpec, channels: int = 32, depth: int = 3, kernel_size: in
     return CNN1d(1, None, embed_dim, channels, depth, kernel_size, pool, spec.num_outputs)
 
 
-@register_model("cnn2d", modalities=("image",), width="channels")
+@register_model("cnn2d", modalities=("image",), width="channels",
+                space={"depth": ("int", 2, 4), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def cnn2d(spec: DatasetSpec, channels: int = 32, depth: int = 3, kernel_size: int = 3,
           pool: Pool = "max") -> nn.Module:
     """2-D CNN (conv, batch norm, ReLU) with global pooling on images."""

@@ -67,7 +67,9 @@ def build(name: str, cell: type[nn.RNNBase], spec: DatasetSpec, hidden: int, lay
                                dropout, patch, spec.num_outputs)
 
 
-@register_model("lstm", modalities=("sequence", "vector"), width="hidden")
+@register_model("lstm", modalities=("sequence", "vector"), width="hidden",
+                space={"layers": ("int", 1, 2), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def lstm(spec: DatasetSpec, hidden: int = 64, layers: int = 1, embed_dim: int = 16,
          bidirectional: bool = False, dropout: float = 0.0, patch: int = 1) -> nn.Module:
     """LSTM over tokens, read at the last real step (vectors: `patch` entries a step).
@@ -78,7 +80,9 @@ def lstm(spec: DatasetSpec, hidden: int = 64, layers: int = 1, embed_dim: int = 
                  patch)
 
 
-@register_model("gru", modalities=("sequence", "vector"), width="hidden")
+@register_model("gru", modalities=("sequence", "vector"), width="hidden",
+                space={"layers": ("int", 1, 2), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def gru(spec: DatasetSpec, hidden: int = 64, layers: int = 1, embed_dim: int = 16,
         bidirectional: bool = False, dropout: float = 0.0, patch: int = 1) -> nn.Module:
     """GRU over tokens, read at the last real step (vectors: `patch` entries a step).

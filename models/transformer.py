@@ -150,7 +150,9 @@ class TransformerClassifier(nn.Module):
         return self.head(pooled)
 
 
-@register_model("transformer", modalities=("sequence", "set", "vector"), width="d_model")
+@register_model("transformer", modalities=("sequence", "set", "vector"), width="d_model",
+                space={"layers": ("int", 1, 3), "lr": ("logfloat", 3e-4, 1e-2),
+                       "weight_decay": ("logfloat", 1e-6, 1e-2)})
 def transformer(spec: DatasetSpec, d_model: int = 32, nhead: int = 4, layers: int = 2,
                 ff_mult: int = 2, dropout: float = 0.0,
                 positions: Literal["sinusoidal", "learned"] = "sinusoidal",
