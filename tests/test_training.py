@@ -64,3 +64,18 @@ def test_budget_is_part_of_the_cell_identity():
     c = _cell(1)
     other_seed = make_cell(c.suite, c.dataset, c.model, 1, c.budget)
     assert other_seed.config_hash != same
+
+
+def test_a_falling_loss_keeps_a_flat_run_going_but_not_a_solved_one():
+    from benchmarks.train.selection import Selection
+
+    def run(acc: float) -> int:
+        sel = Selection("acc", True, patience=3, stop_on="metric_or_loss", perfect=1.0)
+        for epoch in range(50):
+            loss = 1.0 / (epoch + 1)  # falls every epoch
+            if sel.end_epoch(epoch, loss, {"acc": acc, "loss": loss}, state=lambda: None):
+                break
+        return sel.epochs
+
+    assert run(0.5) == 50      # flat at chance, loss still falling: not stopped
+    assert run(1.0) == 4       # solved at epoch 0: patience 3, then stop

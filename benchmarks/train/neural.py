@@ -14,6 +14,7 @@ from torch import nn
 
 from ..contract import DatasetSpec, TaskType
 from ..data import MathDataModule
+from ..metrics import metric
 from .budget import TrainBudget
 from .evaluation import compact_predictions
 from .hardware import Hardware
@@ -38,7 +39,7 @@ def train_neural(backbone: nn.Module, dm: MathDataModule, spec: DatasetSpec,
     if budget.compile:
         compile_backbone(backbone, budget.compile, hardware.on_gpu)
     selection = Selection(spec.metric, spec.higher_is_better, budget.patience,
-                          budget.min_epochs, budget.stop_on)
+                          budget.min_epochs, budget.stop_on, metric(spec.metric).best_value)
     module = BenchModule(backbone, spec, selection, lr=budget.train_lr,
                          weight_decay=budget.weight_decay, optimizer=budget.optimizer,
                          target_mean=mean, target_std=std, eval_splits=eval_splits)

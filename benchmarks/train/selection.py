@@ -13,7 +13,9 @@ At the end of epoch e, with the epoch's mean training loss and validation metric
    before `min_epochs` (a NaN never counts as one). What must improve: the primary metric
    (stop_on="metric"), or either it or the validation loss ("metric_or_loss": the loss
    still moves while the metric sits flat at chance, so a run that is learning is not
-   stopped for looking flat).
+   stopped for looking flat). Once the metric has reached its perfect value (`perfect`,
+   e.g. accuracy 1), there is nothing left to select for: a falling loss no longer keeps
+   the run going (it would fall for ever on a solved task, up to the epoch cap).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Selection:
     patience: int                   # 0: no early stopping
     min_epochs: int = 0             # no early stop before this many epochs
     stop_on: str = "metric"         # "metric" or "metric_or_loss"
+    perfect: float | None = None    # the metric's perfect value (benchmarks.metrics)
     best_loss: float = math.inf     # val loss at the best epoch (tie-break, metric_or_loss)
     stop_loss: float = math.inf     # early stopping's best val loss
     best_score: float = -math.inf   # sign * best finite value of the monitored metric
@@ -73,7 +76,9 @@ class Selection:
         self.epochs = epoch + 1
         if self.patience > 0:
             improved = self.sign * value > self.stop_score  # False for NaN, as torch.gt
-            if both and loss < self.stop_loss * (1 - 1e-4):  # a real, not a rounding, fall
+            solved = self.perfect is not None \
+                and self.best_score >= self.sign * self.perfect - 1e-9
+            if both and not solved and loss < self.stop_loss * (1 - 1e-4):  # a real fall
                 improved = True
             if self.sign * value > self.stop_score:
                 self.stop_score = self.sign * value

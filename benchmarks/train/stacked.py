@@ -60,6 +60,7 @@ from torch import nn
 from .. import registry
 from ..contract import DatasetSpec, Modality, TaskType, choose_view
 from ..data import MathDataModule, TensorBatches
+from ..metrics import metric
 from .budget import TrainBudget
 from .evaluation import (
     NonFiniteOutputs,
@@ -569,7 +570,7 @@ def train_stacked(model_name: str, hparams: dict[str, Any], members: Sequence[Me
     # batch size nor the data); minibatches are its consecutive slices, as there.
     perms = [TensorBatches(rows, rows, len(rows), shuffle=True, seed=s) for s in seeds]
     runs = [Selection(spec.metric, spec.higher_is_better, budget.patience, budget.min_epochs,
-                      budget.stop_on) for _ in members]
+                      budget.stop_on, metric(spec.metric).best_value) for _ in members]
     failed: list[str | None] = [None] * len(members)
     active = list(range(len(members)))  # members still training, in the stack's row order
 
