@@ -45,3 +45,24 @@ def test_the_readme_plugin_model_joins_the_leaderboard(tmp_path):
     # two epochs of the smoke suite: trained and scored, flagged as not converged
     assert all((r["status"] == "ok" or r["status"].startswith("not converged")) and r["test_mean"]
                for r in mine), [r["status"] for r in mine]
+
+
+def test_the_readme_plugin_dataset_passes_the_checks_and_runs(tmp_path, monkeypatch):
+    section = readme_section("Adding a dataset")
+    code = re.search(r"```python\n# my_dataset.py\n(.*?)```", section, re.S).group(1)
+    plugin = tmp_path / "my_dataset.py"
+    plugin.write_text(code)
+    monkeypatch.setenv("MLWM_CACHE", str(tmp_path / "cache"))
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1).splitlines()
+    assert len(commands) == 2
+    try:
+        for command in commands:
+            argv = shlex.split(command.split("#")[0])[1:]  # drop .venv/bin/mlwm
+            argv[argv.index("my_dataset.py")] = str(plugin)
+            if " run " in command:
+                argv += ["--results", str(tmp_path / "results")]
+            assert main(argv) == 0, command
+    finally:
+        registry.unregister("dataset", "coprime")
+    records = list((tmp_path / "results").rglob("seed0.json"))
+    assert len(records) == 1 and '"status": "ok"' in records[0].read_text()
