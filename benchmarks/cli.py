@@ -250,9 +250,9 @@ def _single_cell(args: argparse.Namespace) -> tuple[Any, Any, Any, str, str | No
 
 def cmd_run(args: argparse.Namespace) -> int:
     """One cell (see _single_cell for how it is made)."""
-    from .run.execute import run_cell, secondary_rank
+    cell, dm, options, label, suite_hash = _single_cell(args)  # bad names fail fast, here
+    from .run.execute import run_cell, secondary_rank  # Lightning: only for a real cell
 
-    cell, dm, options, label, suite_hash = _single_cell(args)
     record = run_cell(cell, dm, options)
     if secondary_rank():
         return 0  # a DDP peer: rank 0 reports

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,29 @@ def test_plugin_file_that_fails_names_the_file(tmp_path):
     bad.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(UserError, match="bad_plugin.py failed to import: RuntimeError: boom"):
         registry.load_plugin_file(bad)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--dataset", "parityy", "--model", "mlp"],
+    ["run", "--dataset", "parity", "--model", "mlp", "--param", "n=x"],
+    ["run", "--dataset", "parity", "--model", "mlpp"],
+    ["benchmark", "--suite", "nosuch"],
+    ["list"],
+])
+def test_errors_and_list_import_nothing_heavy(argv):
+    """A one-line error (and `mlwm list`) must not pay for Lightning, torch_geometric,
+    sympy or scikit-learn: what keeps them under a second (benchmarks.perf.startup)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; from benchmarks.cli import main; rc = main({argv!r}); "
+            "heavy = [m for m in ('lightning', 'torch_geometric', 'sympy', 'sklearn') "
+            "if m in sys.modules]; print(rc, heavy)")
+    root = Path(__file__).resolve().parents[1]
+    # `list` reads the catalogue cached on disk; the first run in a fresh cache builds it
+    subprocess.run([sys.executable, "-m", "benchmarks.cli", "list"], capture_output=True,
+                   cwd=root)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    rc, heavy = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert heavy == "[]", (argv, heavy, out.stderr[-500:])
+    assert rc == ("0" if argv == ["list"] else "2"), out.stderr[-500:]

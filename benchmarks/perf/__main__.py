@@ -26,6 +26,10 @@ SCRIPTS = {
     "batch_scale": "Larger batches with a scaled learning rate against the suite's batches",
     "compile": "torch.compile of the backbone against eager",
     "suite_time": "The default suite's wall time: training steps against the rest",
+    "startup": "Start-up: one-line errors and `mlwm list` in fresh processes",
+    "stacked_trials": "Trials and seeds trained as one stacked model against one by one",
+    "families": "The expensive families: seconds per epoch before and after their fast paths",
+    "scaling": "Seconds and memory per cell against n_train (1x, 4x, 16x)",
 }
 
 
