@@ -165,10 +165,21 @@ def search_in_workers(plan: SuitePlan, options: RunOptions, trials: int, sampler
                          tuple(plugin_files)))
     if not jobs:
         return 0
-    with mp.get_context("spawn").Pool(workers, maxtasksperchild=20) as pool:
-        for line in pool.imap_unordered(_search_one, jobs):
-            if progress:
-                progress(line)
+    from .workers import die_with_parent
+
+    with mp.get_context("spawn").Pool(workers, initializer=die_with_parent,
+                                      maxtasksperchild=20) as pool:
+        try:
+            for line in pool.imap_unordered(_search_one, jobs):
+                if progress:
+                    progress(line)
+        except BaseException:  # Ctrl-C, SIGTERM, an error: stop the searches now.
+            # Pool.terminate's SIGTERM is caught by Lightning inside fit (a failed trial,
+            # and the search goes on), so the workers are killed; finished searches are
+            # written, the ones in progress run again next time.
+            for proc in getattr(pool, "_pool", ()):
+                proc.kill()
+            raise
     return len(jobs)
 
 

@@ -43,7 +43,7 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
     from this worker's inbox until a None; report every cell's start and end, then idle."""
     if setup.device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = setup.device
-    _die_with_parent()
+    die_with_parent()
     import torch
 
     from .. import registry
@@ -69,7 +69,7 @@ def _worker(setup: WorkerSetup, inbox: Any, results: Any, wid: int) -> None:
         results.put(("idle", wid, None, None))
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel to kill this worker when the suite runner dies (Linux), so that no
     orphan keeps training, and holding a cell's claim, after its runner was killed."""
     try:
