@@ -1,7 +1,8 @@
 """Everything the leaderboard says beyond the rows, worked out once and rendered alike to
 Markdown, CSV and HTML: per dataset its paired tests, its marks (saturated, solved by a
 linear model) and its coverage of the plan; per modality its aggregate; the published
-contrasts. Rendering never recomputes any of it."""
+contrasts; the attributions of the models its explain files describe. Rendering never
+recomputes any of it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aggregates import DatasetMarks, ModalityAggregate, aggregates, dataset_marks
+from .attributions import DatasetAttributions, attributions
 from .contrasts import Contrast, contrasts
 from .rows import Row, by_dataset
 from .significance import ALPHA, DatasetTests, PredictionStore, dataset_tests
@@ -34,6 +36,8 @@ class Analysis:
     coverage: dict[tuple[str, str], Coverage] = field(default_factory=dict)
     aggregates: list[ModalityAggregate] = field(default_factory=list)
     contrasts: list[Contrast] = field(default_factory=list)
+    # datasets with explain files only: empty, the leaderboard has no Attributions section
+    attributions: dict[tuple[str, str], DatasetAttributions] = field(default_factory=dict)
     alpha: float = ALPHA
 
 
@@ -49,7 +53,8 @@ def coverage(group: list[Row], expected: Iterable[str]) -> Coverage:
 def analyse(rows: list[Row], expected: dict[str, set[str]] | None = None,
             contrast_specs: Iterable[dict[str, Any]] = (), alpha: float = ALPHA,
             store: PredictionStore | None = None) -> Analysis:
-    """Tests, marks, coverage, aggregates and contrasts of a leaderboard's rows."""
+    """Tests, marks, coverage, aggregates, contrasts and attributions of a leaderboard's
+    rows."""
     store = store or PredictionStore()
     groups = by_dataset(rows)
     out = Analysis(rows, groups, alpha=alpha)
@@ -60,4 +65,5 @@ def analyse(rows: list[Row], expected: dict[str, set[str]] | None = None,
             out.coverage[key] = coverage(group, expected[key[0]])
     out.aggregates = aggregates(groups, out.marks, alpha)
     out.contrasts = contrasts(list(contrast_specs), groups, store, alpha)
+    out.attributions = attributions(groups, out.tests)
     return out

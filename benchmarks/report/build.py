@@ -1,5 +1,6 @@
 """Writing a suite's leaderboard: plots/, leaderboard.md and .csv and leaderboard.html,
-from the rows of its current records. What a run already knew (which pairs cannot run,
+from the rows of its current records; where explain files exist, attributions.csv and a
+heat map per dataset (plots/<dataset>.attributions.png and .svg). What a run already knew (which pairs cannot run,
 which configurations are current, which pairs it was to run, the published contrasts it
 checks) comes in with the plan's facts, never from the registry."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from ..run.files import write_text_atomic
 from .analysis import Analysis, analyse
-from .markdown import markdown, to_csv
+from .markdown import attributions_csv, markdown, to_csv
 from .rows import Row, aggregate, current_only, load_records
 from .significance import ALPHA
 
@@ -57,15 +58,44 @@ def _warn_plots(exc: Exception) -> None:
     print(f"mlwm: warning: plots not written ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
+def write_attribution_heatmaps(a: Analysis, out_dir: str | Path
+                               ) -> dict[tuple[str, str], Path]:
+    """Each dataset's attribution heat map (Analysis.attributions) into out_dir as
+    <dataset>.attributions.png and .svg, saved as the other plots are (no date in either,
+    renamed into place); {(dataset, version): png}."""
+    import matplotlib
+
+    from .attributions import heatmap_figure
+    from .plots import STYLE, _save, plot_stem
+
+    out_dir = Path(out_dir)
+    written = {}
+    with matplotlib.rc_context(STYLE):
+        for key, section in a.attributions.items():
+            h = section.heatmap
+            if h is None:
+                continue
+            out_dir.mkdir(parents=True, exist_ok=True)
+            n = len(h.seeds)
+            fig = heatmap_figure(h, f"{section.label}: {h.model_id}, {h.method}, mean "
+                                    f"|attribution| over {n} seed{'s' * (n != 1)}")
+            png = out_dir / f"{plot_stem(*key)}.attributions.png"
+            _save(fig, png)
+            written[key] = png
+    return written
+
+
 def write_reports(a: Analysis, suite: str, problems: list[tuple[Path, str]], out: Path, *,
                   facts: PlanFacts | None = None, html: bool = True, plots: bool = True,
                   plot_files: dict[tuple[str, str], dict[str, Path]] | None = None
                   ) -> list[Path]:
-    """leaderboard.md and .csv, then (optionally) plots/ and leaderboard.html, into `out`.
-    Plots are drawn first so that the Markdown can link the diagrams that exist;
-    plot_files: the per-dataset plots, when the caller drew them already."""
+    """leaderboard.md and .csv (and attributions.csv where explain files exist), then
+    (optionally) plots/ and leaderboard.html, into `out`. Plots are drawn first so that
+    the Markdown can link the diagrams and heat maps that exist; plot_files: the
+    per-dataset plots, when the caller drew them already."""
     facts = facts or PlanFacts()
     diagrams: dict[str, Path] = {}
+    heatmaps: dict[tuple[str, str], Path] = {}
     if plots:
         try:
             from .plots import write_cd_diagrams, write_plots
@@ -75,10 +105,15 @@ def write_reports(a: Analysis, suite: str, problems: list[tuple[Path, str]], out
             diagrams = write_cd_diagrams(a.aggregates, out / "plots")
         except Exception as exc:  # a plotting bug must not cost the tables
             _warn_plots(exc)
+        if a.attributions:
+            try:  # nor the other plots, nor the tables
+                heatmaps = write_attribution_heatmaps(a, out / "plots")
+            except Exception as exc:
+                _warn_plots(exc)
     plot_files = plot_files or {}
     md, csv_path = out / "leaderboard.md", out / "leaderboard.csv"
     write_text_atomic(md, markdown(a, suite, problems, facts.cannot_run, facts.incompatible,
-                                   diagrams, out))
+                                   diagrams, out, heatmaps))
     write_text_atomic(csv_path, to_csv(a))
     paths = [md, csv_path]
     if html:
@@ -86,9 +121,16 @@ def write_reports(a: Analysis, suite: str, problems: list[tuple[Path, str]], out
 
         page = out / "leaderboard.html"
         write_text_atomic(page, html_page(a, suite, problems, plot_files, facts.cannot_run,
-                                          diagrams, facts.incompatible))
+                                          diagrams, facts.incompatible, heatmaps))
         paths.append(page)
-    for png in [p for kinds in plot_files.values() for p in kinds.values()] + list(diagrams.values()):
+    attributions_path = out / "attributions.csv"  # after the page: the CLI names paths[:3]
+    if a.attributions:
+        write_text_atomic(attributions_path, attributions_csv(a))
+        paths.append(attributions_path)
+    else:  # an earlier build's file would describe records no longer current
+        attributions_path.unlink(missing_ok=True)
+    for png in ([p for kinds in plot_files.values() for p in kinds.values()]
+                + list(diagrams.values()) + list(heatmaps.values())):
         paths += [png, png.with_suffix(".svg")]
     return paths
 

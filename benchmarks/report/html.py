@@ -3,7 +3,9 @@
 Same sections and tables (built once in `tables`): per modality the aggregate table and
 its critical-difference diagram, the published contrasts, the full grid, the per-dataset
 tables, each with its rows' hyperparameters and training budget one click away (a
-<details> under the table, and the model cell's hover text) and its plots. Plots are
+<details> under the table, and the model cell's hover text) and its plots; the
+attributions section where explain files exist (its tables and lines are the Markdown's,
+from benchmarks.report.markdown). Plots are
 inlined as base64 PNG, with inline CSS and a few lines of JS that sort a table by a
 clicked column. No server, no external asset. Every string that comes from a record
 goes through `html.escape`: a model name is data, never markup.
@@ -17,6 +19,8 @@ import math
 from pathlib import Path
 
 from .analysis import Analysis
+from .attributions import LEGEND as ATTRIBUTIONS_LEGEND
+from .markdown import attribution_lines, attribution_table
 from .tables import (
     LEGEND,
     Table,
@@ -127,10 +131,12 @@ def html_page(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
               plot_files: dict[tuple[str, str], dict[str, Path]] | None = None,
               cannot_run: set[tuple[str, str]] = frozenset(),
               diagrams: dict[str, Path] | None = None,
-              incompatible: list[tuple[str, str, str]] = ()) -> str:
-    """The whole page; `plot_files` ({(dataset, version): {kind: png}}) and `diagrams`
-    ({modality: png}) are inlined."""
-    plot_files, diagrams = plot_files or {}, diagrams or {}
+              incompatible: list[tuple[str, str, str]] = (),
+              heatmaps: dict[tuple[str, str], Path] | None = None) -> str:
+    """The whole page; `plot_files` ({(dataset, version): {kind: png}}), `diagrams`
+    ({modality: png}) and the attribution `heatmaps` ({(dataset, version): png}) are
+    inlined."""
+    plot_files, diagrams, heatmaps = plot_files or {}, diagrams or {}, heatmaps or {}
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>Leaderboard: suite {esc(suite)}</title>", f"<style>{CSS}</style>",
@@ -158,6 +164,19 @@ def html_page(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
             out += [f'<p class="note">{esc(line.replace("`", ""))}</p>'
                     for line in contrast_lines(c)]
             out.append(html_table(contrast_table(c)))
+    if a.attributions:  # after the contrasts, before the grid: the order of the Markdown
+        out += ["<h2>Attributions</h2>", f'<p class="note">{esc(ATTRIBUTIONS_LEGEND)}</p>']
+        for key, section in a.attributions.items():
+            png = heatmaps.get(key) if section.heatmap is not None else None
+            out.append(f"<h3>{esc(section.label)}</h3>")
+            out += [f'<p class="note">{esc(line)}</p>'
+                    for line in attribution_lines(section, png is not None)]
+            out.append(html_table(attribution_table(section)))
+            if png is not None:
+                h = section.heatmap
+                out.append(f'<div class="plots"><img src="{png_data_uri(png)}" alt="attribution '
+                           f'heat map, {esc(section.label)}: {esc(h.model_id)}, '
+                           f'{esc(h.method)}"></div>')
     out += ["<h2>Full grid</h2>", html_table(summary_table(a, cannot_run))]
     for key, group in a.groups.items():
         title, metric_line = dataset_heading(group)

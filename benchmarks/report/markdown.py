@@ -1,5 +1,6 @@
 """The leaderboard as Markdown and CSV text (from the table model of
-benchmarks.report.tables).
+benchmarks.report.tables), and the Attributions section's table model, lines (shared
+with the HTML page) and attributions.csv.
 
 Text from records is data, never markup. In Markdown: HTML is written as entities (a
 `<script>` shows as text), every kind of line break becomes a space (so neither a table
@@ -22,6 +23,8 @@ from pathlib import Path
 from ..run.files import ID_PATTERN
 from .aggregates import dataset_modality
 from .analysis import Analysis
+from .attributions import LEGEND as ATTRIBUTIONS_LEGEND
+from .attributions import DatasetAttributions
 from .rows import mean, std
 from .tables import (
     LEGEND,
@@ -39,6 +42,7 @@ from .tables import (
     dataset_notes,
     dataset_table,
     fmt,
+    fmt_ci,
     solved_text,
     status_text,
     summary_table,
@@ -92,14 +96,60 @@ def md_image(alt: str, path: str) -> str:
     return f"![{md_escape(alt)}]({path})"
 
 
+# -- the attributions section (shared with the HTML page) ----------------------------------
+def attribution_table(section: DatasetAttributions) -> Table:
+    """A dataset's (model, method) scores, best AUROC first."""
+    body = []
+    for s in section.scores:
+        body.append([
+            TableCell(s.model_id), TableCell(s.view), TableCell(s.method or "-"),
+            TableCell(fmt_ci(s.auroc), s.auroc.mean if s.auroc else None),
+            TableCell(fmt_ci(s.precision), s.precision.mean if s.precision else None),
+            TableCell(str(len(s.seeds)), len(s.seeds)),
+            TableCell(fmt(s.test_mean), None if math.isnan(s.test_mean) else s.test_mean),
+            TableCell(s.note)])
+    return Table(["model", "view", "method", "AUROC (95% CI)", "precision@k (95% CI)",
+                  "seeds", f"test {section.metric}", "note"], body)
+
+
+def attribution_lines(section: DatasetAttributions, heatmap: bool = False) -> list[str]:
+    """The lines above a dataset's attribution table: the ground truth, what was
+    explained; and, when its heat map was drawn (`heatmap`), what it shows."""
+    lines = []
+    if section.ground_truth:
+        lines.append(f"Ground truth: {section.ground_truth.rstrip('.')}.")
+    if section.rows:
+        rows = " or ".join(map(str, section.rows))
+        lines.append(f"Scored on the first {rows} test rows of each seed.")
+    h = section.heatmap
+    if heatmap and h is not None:
+        n = len(h.seeds)
+        lines.append(f"Heat map: {h.model_id}, {h.method} (AUROC {fmt_ci(h.auroc)}), mean "
+                     f"|attribution| over {n} seed{'s' * (n != 1)}"
+                     + ("; the seeds declare different inputs relevant, outlined are those "
+                        "relevant in at least half of them." if h.relevant_varies
+                        else "; relevant inputs outlined." if h.relevant is not None
+                        else "."))
+    elif h is None:
+        lines.append("No heat map: no model that learned has a scored method.")
+    return lines
+
+
+def _heatmap_alt(section: DatasetAttributions) -> str:
+    h = section.heatmap
+    return f"attribution heat map, {section.label}: {h.model_id}, {h.method}"
+
+
 def markdown(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
              cannot_run: set[tuple[str, str]] = frozenset(),
              incompatible: list[tuple[str, str, str]] = (),
-             diagrams: dict[str, Path] | None = None, base: Path | None = None) -> str:
+             diagrams: dict[str, Path] | None = None, base: Path | None = None,
+             heatmaps: dict[tuple[str, str], Path] | None = None) -> str:
     """The whole leaderboard page: legend and hardware, the aggregates of each modality
-    with their CD diagrams, the published contrasts, the full grid, a table per dataset.
-    diagrams: {modality: png} written under `base` (linked relative to it)."""
-    diagrams = diagrams or {}
+    with their CD diagrams, the published contrasts, the attributions (where explain
+    files exist), the full grid, a table per dataset. diagrams: {modality: png} and
+    heatmaps: {(dataset, version): png}, written under `base` (linked relative to it)."""
+    diagrams, heatmaps = diagrams or {}, heatmaps or {}
     # a suite name is a checked id (no backtick can end the code span early); anything
     # else (a suite built in memory) is escaped text instead
     name = f"`{suite}`" if ID_PATTERN.fullmatch(suite) else md_escape(suite)
@@ -128,6 +178,16 @@ def markdown(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
             out += [f"### {md_escape(c.name or 'contrast')}", ""]
             out += [md_paragraph(line) + "\n" for line in contrast_lines(c)]
             out += md_table(contrast_table(c)) + [""]
+    if a.attributions:
+        out += ["## Attributions", "", md_paragraph(ATTRIBUTIONS_LEGEND), ""]
+        for key, section in a.attributions.items():
+            png = heatmaps.get(key) if section.heatmap is not None else None
+            out += [f"### {md_escape(section.label)}", ""]
+            out += [md_paragraph(line) + "\n" for line in attribution_lines(section, png is not None)]
+            out += md_table(attribution_table(section)) + [""]
+            if png is not None:  # our own file name (plot_stem), relative to the page
+                rel = png.relative_to(base).as_posix() if base else png.name
+                out += [md_image(_heatmap_alt(section), rel), ""]
     out += ["## Full grid", ""] + md_table(summary_table(a, cannot_run)) + [""]
     for key, group in a.groups.items():
         title, metric_line = dataset_heading(group)
@@ -180,6 +240,41 @@ def csv_cell(value: object) -> object:
     if value.startswith(FORMULA_START) and not _is_number(value):
         value = "'" + value
     return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
+ATTRIBUTION_FIELDS = ["dataset", "dataset_version", "model", "view", "method", "metric",
+                      "test_mean", "learned", "learned_why", "auroc_mean", "auroc_ci95",
+                      "auroc_n", "precision_at_k_mean", "precision_at_k_ci95",
+                      "precision_at_k_n", "n_seeds", "seeds", "heatmap", "error", "note"]
+
+
+def attributions_csv(a: Analysis) -> str:
+    """attributions.csv: one line per (dataset, model, method) of the Attributions
+    section, means and 95% half-widths over seeds as fixed-point text (6 digits)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ATTRIBUTION_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for (dataset, version), section in a.attributions.items():
+        h = section.heatmap
+        for s in section.scores:
+            line = {
+                "dataset": dataset, "dataset_version": version, "model": s.model_id,
+                "view": s.view, "method": s.method, "metric": section.metric,
+                "test_mean": fmt(s.test_mean, 6),
+                "learned": "" if s.learned is None else s.learned,
+                "learned_why": s.learned_why,
+                "auroc_mean": fmt(s.auroc.mean, 6) if s.auroc else "",
+                "auroc_ci95": fmt(s.auroc.half_width, 6) if s.auroc else "",
+                "auroc_n": s.auroc.n if s.auroc else 0,
+                "precision_at_k_mean": fmt(s.precision.mean, 6) if s.precision else "",
+                "precision_at_k_ci95": fmt(s.precision.half_width, 6) if s.precision else "",
+                "precision_at_k_n": s.precision.n if s.precision else 0,
+                "n_seeds": len(s.seeds), "seeds": " ".join(map(str, s.seeds)),
+                "heatmap": h is not None and (h.model_id, h.method) == (s.model_id, s.method),
+                "error": "; ".join(s.errors), "note": s.note,
+            }
+            writer.writerow({k: csv_cell(v) for k, v in line.items()})
+    return buf.getvalue()
 
 
 def _verdict_word(t, words: dict[str, str]) -> str:

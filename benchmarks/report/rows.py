@@ -6,12 +6,14 @@ keeps only the records whose configuration is the suite's current one (the other
 counted and named, never mixed in). A row gives the primary metric over seeds, validation
 beside test, out-of-distribution test where the dataset has it, the view and encoding it
 read, parameter count, training time, how each seed stopped, and where each seed's
-per-row predictions are (what the paired tests resample). Failed and skipped cells
-appear with their reason, never as zeros.
+per-row predictions are (what the paired tests resample) and its explain files, when
+of the record's configuration (what the Attributions section reads). Failed and skipped
+cells appear with their reason, never as zeros.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -77,6 +79,9 @@ class Row:
     budget: dict[str, Any] = field(default_factory=dict)  # the training budget
     histories: list[list[dict[str, Any]]] = field(default_factory=list)  # per seed, per epoch
     predictions: dict[int, PredictionFile] = field(default_factory=dict)  # per ok seed
+    # per ok seed, its seed<k>.explain.json when that file exists and is of the record's
+    # configuration (its config_hash); benchmarks.report.attributions reads them
+    explanations: dict[int, Path] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +174,8 @@ def _joined(current: str, new: str) -> str:
 
 def aggregate(records: list[RunRecord]) -> list[Row]:
     """One Row per (dataset id, version, model id, parameter budget)."""
+    from ..run.explaining import explain_path
+
     rows: dict[tuple, Row] = {}
     for rec in sorted(records, key=lambda r: (r.dataset.id, r.model.id, r.seed)):
         d, m = rec.dataset, rec.model
@@ -217,7 +224,23 @@ def aggregate(records: list[RunRecord]) -> list[Row]:
         if path is not None:
             row.predictions[rec.seed] = PredictionFile(path, rec.predictions.sha256,
                                                        tuple(rec.predictions.splits))
+        if rec.path is not None:
+            explained = explain_path(rec.path)
+            if _explains(explained, rec.config_hash):
+                row.explanations[rec.seed] = explained
     return list(rows.values())
+
+
+def _explains(path: Path, config_hash: str) -> bool:
+    """Whether an explain file exists and is of the record's configuration (an older
+    run's file beside a rerun record describes another model)."""
+    if not path.is_file():
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("config_hash") == config_hash
 
 
 def dataset_label(dataset_id: str, version: str) -> str:
