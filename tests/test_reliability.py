@@ -129,6 +129,40 @@ def test_ctrl_c_stops_cleanly_with_a_resume_message(tmp_path, suite_file):
     assert not list(results.rglob("*.lock"))
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of pid (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_ctrl_c_during_searches_in_workers_stops_them(tmp_path):
+    """The searches run in a process pool; Lightning takes the pool's SIGTERM for a failed
+    trial, so the runner must kill its workers for Ctrl-C to stop anything."""
+    suite = tmp_path / "t.toml"
+    suite.write_text('seeds = [0]\nbaseline = false\n[tuning]\ntrials = 2\n[budget]\n'
+                     'max_epochs = 5000\npatience = 0\nbatch_size = 32\n'
+                     '[[datasets]]\nname = "parity"\n'
+                     'params = { n = 8, n_train = 128, n_val = 32, n_test = 64 }\n'
+                     '[[models]]\nname = "mlp"\nhparams = { hidden = 16 }\n'
+                     '[[models]]\nname = "cnn1d"\nhparams = { channels = 8 }\n')
+    proc = cli(tmp_path / "r", "benchmark", "--suite", str(suite), "--workers", "2")
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_children(proc.pid)) < 2:
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert workers, "no worker started"
+    time.sleep(10)  # well inside the searches' training (spawned workers import for ~4 s)
+    proc.send_signal(signal.SIGINT)  # to the runner only, as a supervisor would
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    time.sleep(0.5)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]]
+    assert not alive, f"workers still running after Ctrl-C: {alive}"
+    assert not list((tmp_path / "r").rglob("tuning.json"))  # no search finished
+
+
 def test_two_runners_on_one_folder_split_the_cells(tmp_path, suite_file):
     results = tmp_path / "shared"
     procs = [cli(results, "benchmark", "--suite", str(suite_file)) for _ in range(2)]
