@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..run.files import read_explanation
 from . import stats
 from .aggregates import normalised
 from .rows import Row, dataset_label, mean
@@ -180,8 +181,6 @@ def _errors(errors: list[tuple[int, str]]) -> tuple[str, ...]:
 def _read(row: Row) -> tuple[dict[str, _Collected], dict[str, list], list[dict[str, Any]]]:
     """Per method what a row's explain files hold; the top-level failures (as a method
     ""); and the files themselves (for the ground truth and row counts)."""
-    from ..run.explaining import read_explanation
-
     methods: dict[str, _Collected] = {}
     errors: dict[str, list] = {}
     files = []

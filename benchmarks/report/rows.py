@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..run.files import explain_path
 from ..run.records import RecordError, RunRecord, read_record
 
 # A row is `not converged` when most seeds ran to the epoch cap with their best
@@ -174,8 +175,6 @@ def _joined(current: str, new: str) -> str:
 
 def aggregate(records: list[RunRecord]) -> list[Row]:
     """One Row per (dataset id, version, model id, parameter budget)."""
-    from ..run.explaining import explain_path
-
     rows: dict[tuple, Row] = {}
     for rec in sorted(records, key=lambda r: (r.dataset.id, r.model.id, r.seed)):
         d, m = rec.dataset, rec.model

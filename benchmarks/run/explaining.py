@@ -23,24 +23,12 @@ from ..contract import Modality
 from ..data import MathDataModule
 from ..errors import UserError
 from ..explain.trained import default_methods, explain_model, top_k_inputs
-from .files import write_text_atomic
-
-
-def explain_path(record_path: Path) -> Path:
-    return record_path.with_name(record_path.name.replace(".json", ".explain.json"))
-
-
-def weights_path(record_path: Path) -> Path:
-    return record_path.with_name(record_path.name.replace(".json", ".weights.safetensors"))
-
-
-def read_explanation(path: Path) -> dict[str, Any] | None:
-    """An explain file, or None if unreadable (a report leaves it out)."""
-    try:
-        data = json.loads(Path(path).read_text())
-        return data if isinstance(data, dict) and "methods" in data else None
-    except (OSError, ValueError):
-        return None
+from .files import (  # noqa: F401  (the file names live with the other files)
+    explain_path,
+    read_explanation,
+    weights_path,
+    write_text_atomic,
+)
 
 
 def after_training(cell: Any, dm: MathDataModule, outcome: Any, record_path: Path,

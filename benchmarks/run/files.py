@@ -76,3 +76,25 @@ def remove_debris(path: str | Path) -> None:
     path = Path(path)
     for tmp in path.parent.glob(f".{path.stem}.*.tmp"):  # the record's and its predictions'
         tmp.unlink(missing_ok=True)
+
+
+# -- files beside a record: the attribution scores, the kept weights ------------------------
+def explain_path(record_path: Path) -> Path:
+    """seed<k>.explain.json beside seed<k>.json."""
+    return record_path.with_name(record_path.name.replace(".json", ".explain.json"))
+
+
+def weights_path(record_path: Path) -> Path:
+    """seed<k>.weights.safetensors beside seed<k>.json."""
+    return record_path.with_name(record_path.name.replace(".json", ".weights.safetensors"))
+
+
+def read_explanation(path: Path) -> dict[str, Any] | None:
+    """An explain file, or None if unreadable (a report leaves it out)."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+        return data if isinstance(data, dict) and "methods" in data else None
+    except (OSError, ValueError):
+        return None
