@@ -147,14 +147,22 @@ def test_ctrl_c_during_searches_in_workers_stops_them(tmp_path):
                      '[[models]]\nname = "mlp"\nhparams = { hidden = 16 }\n'
                      '[[models]]\nname = "cnn1d"\nhparams = { channels = 8 }\n')
     proc = cli(tmp_path / "r", "benchmark", "--suite", str(suite), "--workers", "2")
-    deadline = time.time() + 60
-    while time.time() < deadline and len(_children(proc.pid)) < 2:
-        time.sleep(0.2)
-    workers = _children(proc.pid)
-    assert workers, "no worker started"
-    time.sleep(10)  # well inside the searches' training (spawned workers import for ~4 s)
-    proc.send_signal(signal.SIGINT)  # to the runner only, as a supervisor would
-    out, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(_children(proc.pid)) < 2:
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert workers, "no worker started"
+        time.sleep(10)  # well inside the searches' training (spawned workers import ~4 s)
+        proc.send_signal(signal.SIGINT)  # to the runner only, as a supervisor would
+        out, err = proc.communicate(timeout=60)
+    finally:  # a hung runner must not outlive the test, nor its workers
+        for pid in [*_children(proc.pid), proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
     assert proc.returncode == 130, (out, err)
     time.sleep(0.5)
     alive = [w for w in workers if Path(f"/proc/{w}").exists()
