@@ -740,6 +740,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         datasets += [e.name for e in registry.all_dataset_entries()
                      if e.module == module.__name__]
         models += [e.name for e in registry.all_model_entries() if e.module == module.__name__]
+    datasets, models = list(dict.fromkeys(datasets)), list(dict.fromkeys(models))  # once each
     if not datasets and not models:
         raise UserError("nothing to check: pass --plugin FILE.py (its datasets and models), "
                         "or --dataset NAME / --model NAME")
@@ -917,6 +918,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run the contract checks on a plugin's datasets and models")
     p.add_argument("--dataset", action="append", metavar="NAME", help="check this dataset too")
     p.add_argument("--model", action="append", metavar="NAME", help="check this model too")
+    # also after the subcommand (mlwm check --plugin FILE.py), as well as before it
+    p.add_argument("--plugin", action="append", default=[], dest="check_plugin",
+                   metavar="FILE.py", help="the plugin file to check (repeatable)")
     p.set_defaults(func=cmd_check)
     return parser
 
@@ -932,6 +936,7 @@ def main(argv: list[str] | None = None) -> int:
     STARTED_NS = time.time_ns()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.plugin = [*args.plugin, *getattr(args, "check_plugin", [])]
     from .train.hardware import secondary_rank
 
     quiet = open(os.devnull, "w") if secondary_rank() else None  # DDP peers: rank 0 speaks

@@ -121,3 +121,28 @@ def test_errors_and_list_import_nothing_heavy(argv):
     rc, heavy = out.stdout.strip().splitlines()[-1].split(" ", 1)
     assert heavy == "[]", (argv, heavy, out.stderr[-500:])
     assert rc == ("0" if argv == ["list"] else "2"), out.stderr[-500:]
+
+
+BROKEN_PLUGIN = '''
+from torch import nn
+from benchmarks import register_model
+
+@register_model("wrong_width", modalities=("vector",))
+def wrong_width(spec) -> nn.Module:
+    """Ignores num_outputs: one output too many."""
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(spec.num_outputs + 1))
+'''
+
+
+def test_check_plugin_fails_a_broken_model_and_names_the_check(tmp_path, capsys):
+    from benchmarks.cli import main
+
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(BROKEN_PLUGIN)
+    try:
+        rc = main(["check", "--plugin", str(plugin), "--dataset", "parity"])
+    finally:
+        registry.unregister("model", "wrong_width")
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FAIL" in out and "wrong_width" in out and "outputs have the right shape" in out
