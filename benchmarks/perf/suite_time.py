@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 from collections import defaultdict
+from pathlib import Path
 
 from benchmarks.report.build import output_dir
 from benchmarks.report.rows import load_records
@@ -55,6 +56,45 @@ def main() -> None:
         print(f"| {name} | {secs:.0f} | {secs / cells:.0%} |")
     print(f"\nThe wall time here is that of the recorded run only (a resumed suite counts the "
           f"last part); leaderboard building took {run.get('leaderboard_s', 0):.1f} s.")
+    tuning_cost(args.results, args.suite)
+
+
+def tuning_cost(results: str, suite_name: str) -> None:
+    """What the searches behind the suite cost: its own ([tuning]) or those of the suite it
+    reuses (tuned_from), per family, from their tuning.json files."""
+    from benchmarks.run.suite import load_suite
+
+    suite = load_suite(suite_name)
+    source = suite.tuned_from or (suite_name if suite.tuning else "")
+    if not source:
+        return
+    files = sorted(Path(results, "runs", source).rglob("tuning.json"))
+    if not files:
+        print(f"\nno searches of suite {source} under {results}/runs/{source}")
+        return
+    by_family: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
+    for path in files:
+        data = json.loads(path.read_text())
+        trials = data.get("trials", [])
+        row = by_family[data["model"]]
+        row[0] += 1
+        row[1] += len(trials)
+        row[2] += sum(bool(t.get("stacked")) for t in trials)
+        row[3] += data.get("cost_s", 0.0)
+    total = sum(r[3] for r in by_family.values())
+    wall = ""
+    run_file = output_dir(results, source) / "suite_run.json"
+    if run_file.is_file():
+        tuned_run = json.loads(run_file.read_text())
+        wall = (f" Suite {source}'s last run: {tuned_run.get('wall_s', 0):.0f} s wall on "
+                f"{tuned_run.get('workers', 1)} workers, searches and its seed-{suite.seeds[0]} "
+                "cells together.")
+    print(f"\nThe searches {suite_name} reuses (suite {source}: {len(files)} searches, "
+          f"{total:.0f} worker-seconds of trials).{wall}\n")
+    print("| family | searches | trials | of them stacked | search seconds (sum) | share |")
+    print("|---|---|---|---|---|---|")
+    for name, (n, t, st, secs) in sorted(by_family.items(), key=lambda kv: -kv[1][3]):
+        print(f"| {name} | {n} | {t} | {st} | {secs:.0f} | {secs / total:.0%} |")
 
 
 if __name__ == "__main__":
