@@ -66,10 +66,18 @@ hparams = {{ hidden = 16, depth = 2 }}
 """
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A runner started in the background
+    of a non-interactive shell (nohup, `&`, some CI) inherits SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler; the tests send SIGINT on purpose."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(results: Path, *args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *args, "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint, **kw)
 
 
 def wait_for_records(results: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
