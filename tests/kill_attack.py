@@ -5,7 +5,8 @@ check that nothing is lost or done twice. Not part of `make test` (it takes minu
 
 For each worker count: an uninterrupted run gives the reference metrics; then a fresh
 folder is run and killed (the runner, and with workers its process group) at `--kills`
-random moments, resumed after each kill, and run to the end. It checks that every file
+random moments within the run's own length (measured on the uninterrupted run, scaled to
+what is left), resumed after each kill, and run to the end. It checks that every file
 under runs/ parses as a record, that a record once finished is never rewritten (no cell
 trains twice), that no claim is left held, and that the final metrics equal the
 uninterrupted run's, cell by cell. It prints one line of counts per worker count.
@@ -70,8 +71,11 @@ def attack(suite: Path, folder: Path, workers: int, kills: int, rng: random.Rand
 
     env = dict(os.environ, OMP_NUM_THREADS="1")
     reference = folder / "reference"
+    t0 = time.monotonic()
     subprocess.run(command(suite, reference, workers), check=True, env=env,
                    capture_output=True)
+    whole = time.monotonic() - t0  # the kill moments are drawn within the run's own length
+    total = len(records(reference))
     attacked = folder / "attacked"
     finished: dict[str, int] = {}   # record path -> mtime_ns when first seen finished
     rewritten, killed_at = 0, []
@@ -79,7 +83,11 @@ def attack(suite: Path, folder: Path, workers: int, kills: int, rng: random.Rand
         proc = subprocess.Popen(command(suite, attacked, workers), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        moment = rng.uniform(2.0, 25.0)
+        left = 1 - len(list((attacked / "runs").rglob("seed*.json"))) / total \
+            if (attacked / "runs").is_dir() else 1.0
+        # somewhere in what is left of the run (start-up included), so that every attempt
+        # can land on a cell being trained, written or claimed
+        moment = rng.uniform(0.5, 0.5 + max(1.0, whole * left))
         time.sleep(moment)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers at once
