@@ -34,11 +34,11 @@ from benchmarks.run.suite import load_suite
 from benchmarks.train.evaluation import shape_outputs, training_loss
 from benchmarks.train.module import call_backbone
 
-PAIRS = ("semigroups-m4:cnn2d@100k,descents-left-matrix:cnn2d@100k,graph-planar:cnn2d@100k,"
-         "digits:cnn2d@100k,semigroups-m4:cnn2d@10k,mnist1d:cnn1d@100k,mnist1d:gru@100k,"
-         "parity-ood:gru@100k,dyck-24-ood40:gru@100k,parity-ood:gru@10k,parity-ood:lstm@100k,"
-         "descents-right-oneline:transformer@100k,parity-ood:transformer@100k,"
-         "dyck-24-ood40:transformer@100k,deepsets-sum-ood100:transformer@100k,"
+PAIRS = ("semigroups-m4:cnn2d@30k,descents-left-matrix:cnn2d@30k,graph-planar:cnn2d@30k,"
+         "semigroups-m4:cnn2d@10k,mnist1d:cnn1d@30k,mnist1d:gru@30k,"
+         "parity-ood:gru@30k,dyck-24-ood40:gru@30k,parity-ood:gru@10k,parity-ood:lstm@30k,"
+         "descents-right-oneline:transformer@30k,parity-ood:transformer@30k,"
+         "dyck-24-ood40:transformer@30k,deepsets-sum-ood100:transformer@30k,"
          "parity-ood:transformer@10k")
 FILES = {"cnn1d": "cnn", "cnn2d": "cnn", "gru": "rnn", "lstm": "rnn", "transformer": "transformer"}
 REPO = Path(__file__).resolve().parents[2]
