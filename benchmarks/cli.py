@@ -516,6 +516,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     plan = plan_suite(suite)  # widths and views resolved, pairs checked, before training
     console = _console()
     plan = _tuned(plan, options, console, workers=args.workers, plugin_files=tuple(args.plugin))
+    if args.tune_only:
+        if not plan.suite.tuning:
+            raise UserError(f"--tune-only: suite {plan.suite.name} has no [tuning] to run")
+        print(f"searches of suite {plan.suite.name} done (--tune-only: its cells are not run)")
+        return 0
     if args.launcher != "none":
         return _benchmark_on_cluster(args, plan, options)
     note = options.hardware.note()
@@ -862,6 +867,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a registered model to the suite's models (repeatable)")
     p.add_argument("--workers", type=int, default=1,
                    help="cells run at once in worker processes (on GPUs: one per device)")
+    p.add_argument("--tune-only", action="store_true",
+                   help="run the suite's [tuning] searches and stop (another suite reuses "
+                        "them through tuned_from)")
     p.add_argument("--cells-per-device", type=int, default=1,
                    help="workers sharing one GPU, for small cells")
     p.add_argument("--vectorise-seeds", action="store_true",

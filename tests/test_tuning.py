@@ -396,3 +396,20 @@ def test_declared_spaces():
             budget = {d.name: d.to_json() for d in space.dims if d.in_budget}
             assert budget == {k: list(v) for k, v in DEFAULT_SPACE.items()}, entry.name
             assert len([d for d in space.dims if not d.in_budget]) <= 2, entry.name
+
+
+def test_tune_only_writes_the_searches_and_trains_no_cell(tmp_path, capsys):
+    from benchmarks.cli import main
+
+    suite = tmp_path / "t.toml"
+    suite.write_text('seeds = [0]\nbaseline = false\n[tuning]\ntrials = 2\n[budget]\n'
+                     'max_epochs = 2\n[[datasets]]\nname = "parity"\n'
+                     'params = { n = 8, n_train = 128, n_val = 32, n_test = 64 }\n'
+                     '[[models]]\nname = "mlp"\nhparams = { hidden = 8 }\n')
+    assert main(["benchmark", "--suite", str(suite), "--results", str(tmp_path), "--tune-only"]) == 0
+    assert len(list(tmp_path.rglob("tuning.json"))) == 1
+    assert not list(tmp_path.rglob("seed*.json"))
+    plain = tmp_path / "p.toml"
+    plain.write_text(suite.read_text().replace("[tuning]\ntrials = 2\n", ""))
+    assert main(["benchmark", "--suite", str(plain), "--results", str(tmp_path), "--tune-only"]) == 2
+    assert "has no [tuning]" in capsys.readouterr().err
