@@ -356,6 +356,12 @@ def critical_difference_figure(result: FriedmanResult, title: str = ""):
     ax = fig.add_subplot()
     critical_difference_diagram(result.average_ranks, result.posthoc, alpha=result.alpha,
                                 cd=result.critical_difference, ax=ax)
+    # scikit-posthocs joins a clique's models in set order, which changes with Python's
+    # hash seed: the same picture, other bytes. Horizontal bars are drawn left to right.
+    for line in ax.get_lines():
+        xs, ys = (np.asarray(v, dtype=np.float64) for v in line.get_data())
+        if len(xs) > 2 and np.all(ys == ys[0]):
+            line.set_data(np.sort(xs), ys)
     # a figure title: the diagram draws its critical-difference bar where an axes title sits
     fig.suptitle(title or f"average rank over {len(result.datasets)} datasets (1 = best); "
                           f"Friedman p = {result.p:.3g}", fontsize=9)
