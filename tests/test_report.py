@@ -629,3 +629,14 @@ def test_plots_drawn_in_child_processes_match_those_drawn_here(tmp_path, monkeyp
     build_leaderboard(tmp_path / "failing", "t", html=False)
     assert "a plotting process failed" in capsys.readouterr().err
     assert files(tmp_path / "failing") == files(tmp_path / "here")
+
+
+def test_large_plots_are_linked_beside_the_page_not_inlined(tmp_path):
+    from benchmarks.report.html import INLINE_MAX_BYTES, png_data_uri
+
+    small, large = tmp_path / "plots" / "a.png", tmp_path / "plots" / "b.png"
+    small.parent.mkdir()
+    small.write_bytes(b"\x89PNG" + b"0" * 100)
+    large.write_bytes(b"\x89PNG" + b"0" * (INLINE_MAX_BYTES + 1))
+    assert png_data_uri(small).startswith("data:image/png;base64,")
+    assert png_data_uri(large) == "plots/b.png"

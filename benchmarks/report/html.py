@@ -6,7 +6,7 @@ tables, each with its rows' hyperparameters and training budget one click away (
 <details> under the table, and the model cell's hover text) and its plots; the
 attributions section where explain files exist (its tables and lines are the Markdown's,
 from benchmarks.report.markdown). Plots are
-inlined as base64 PNG, with inline CSS and a few lines of JS that sort a table by a
+inlined as base64 PNG (large ones linked from plots/ beside the page), with inline CSS and a few lines of JS that sort a table by a
 clicked column. No server, no external asset. Every string that comes from a record
 goes through `html.escape`: a model name is data, never markup.
 """
@@ -111,12 +111,20 @@ def html_table(table: Table) -> str:
             f"<tbody>\n{body}\n</tbody></table></div>")
 
 
+INLINE_MAX_BYTES = 48_000  # larger PNGs are linked: a 19-dataset page inlined was 7.6 MB
+
+
 def png_data_uri(path: Path) -> str:
-    """A PNG file inlined as a data: URI ("" if it is gone: another runner redrawing it)."""
+    """A PNG file inlined as a data: URI ("" if it is gone: another runner redrawing it);
+    one over INLINE_MAX_BYTES is linked instead, relative to the page (plots/ always sits
+    beside leaderboard.html), so that the page stays small enough to commit."""
+    path = Path(path)
     try:
-        data = Path(path).read_bytes()
+        data = path.read_bytes()
     except OSError:
         return ""
+    if len(data) > INLINE_MAX_BYTES:
+        return f"{path.parent.name}/{path.name}"
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
