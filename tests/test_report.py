@@ -596,6 +596,27 @@ def test_plots_are_reproducible_and_redrawn_only_when_their_rows_change(tmp_path
     assert {p.name: p.read_bytes() for p in plots.iterdir()} == first
 
 
+def test_the_same_records_in_another_folder_draw_the_same_plot_files(tmp_path):
+    """A fresh clone rebuilds the committed plots byte for byte: nothing of the results
+    folder's path (the prediction files' paths beside the records) enters a plot or its
+    fingerprint, so a rebuild there leaves `git status` clean."""
+    import shutil
+
+    one = tmp_path / "one" / "results"
+    for seed in range(2):
+        for model, value in (("gru", 0.9), ("mlp", 0.8)):
+            target = binary_target("parity", seed)
+            with_predictions(one, record(model=model, seed=seed, test=value + seed / 100),
+                             {"test": (right_on(target, value, model, seed), target)})
+    two = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(one / "runs", two / "runs")
+    build_leaderboard(one, "t", html=False)
+    build_leaderboard(two, "t", html=False)
+    files = lambda root: {p.relative_to(root).as_posix(): p.read_bytes()  # noqa: E731
+                          for p in sorted((root / "suites" / "t" / "plots").iterdir())}
+    assert files(one) and files(one) == files(two)
+
+
 def test_plots_drawn_in_child_processes_match_those_drawn_here(tmp_path, monkeypatch, capsys):
     """Many datasets are drawn by child processes (python -m benchmarks.report.plots);
     their files are those this process would draw, and a child that fails is replaced

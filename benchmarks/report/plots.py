@@ -215,14 +215,18 @@ def start_plots(rows: list[Row], out_dir: str | Path) -> PlotJob:
 
 def fingerprint(group: list[Row]) -> str:
     """What a dataset's plots are drawn from: its rows, this file's code and matplotlib's
-    version. Plots whose SVG holds the same fingerprint (and kind) are current."""
+    version. Plots whose SVG holds the same fingerprint (and kind) are current. The
+    files beside the records (predictions, attributions) are not drawn and their paths
+    name the results folder, so they are left out: the same records in another clone or
+    folder give the same fingerprint."""
     import dataclasses
 
     import matplotlib
 
     # fields one level down (dataclasses.asdict cannot copy the defaultdict of secondary
     # metrics before Python 3.12); json turns the nested values into text
-    rows = json.dumps([{f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+    rows = json.dumps([{f.name: getattr(r, f.name) for f in dataclasses.fields(r)
+                        if f.name not in ("predictions", "explanations")}
                        for r in group], sort_keys=True, default=str)
     return hashlib.sha256(b"\0".join([matplotlib.__version__.encode(),
                                        Path(__file__).read_bytes(), rows.encode()])
