@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install torch (TORCH_SPEC) and the project with extras
 
-benchmark: install ## run the default suite into results-local/ (WORKERS=2 cells at once) and compare it with the reference in results/
+benchmark: install ## run the default suite (the reference at 10k, ~13 min) into results-local/ (WORKERS=2 cells at once) and compare it cell by cell with results/
 	$(BIN)/mlwm benchmark --suite $(SUITE) --workers $(WORKERS) --results $(RESULTS) --against $(REFERENCE) $(ARGS)
 
 smoke: install ## run the smoke suite (seconds) into results-local/suites/smoke
@@ -44,8 +44,8 @@ test: install ## run the tests (without the slow ones)
 test-all: install ## run every test, slow ones included
 	$(BIN)/python -m pytest -q $(ARGS)
 
-leaderboard: install ## rebuild the reference leaderboard tables from results/runs
-	$(BIN)/mlwm leaderboard --suite $(SUITE) --results $(REFERENCE)
+leaderboard: install ## rebuild the reference leaderboard (suite reference) from results/runs
+	$(BIN)/mlwm leaderboard --suite reference --results $(REFERENCE)
 
 lint: install ## ruff over the code
 	$(BIN)/python -m ruff check benchmarks datamodules models tests

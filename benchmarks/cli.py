@@ -2,10 +2,10 @@
 
     mlwm list                                        registered datasets and models
     mlwm run --dataset parity --model mlp --seed 0   one cell, prints its test metric
-    mlwm benchmark --suite default                   a suite, then its leaderboard
-    mlwm leaderboard --suite default                 rebuild the tables from the records
-    mlwm compare --models gru,lstm --datasets 'dyck*'   significance over seeds
-    mlwm rerun results/runs/default/parity/mlp/seed0.json   reproduce one record
+    mlwm benchmark --suite default                   a suite (into results-local/), then its leaderboard
+    mlwm leaderboard --suite reference               rebuild the tables from the records (results/)
+    mlwm compare --models gru@10k,lstm@10k --datasets 'dyck*'   significance over seeds
+    mlwm rerun results/runs/reference/dyck-24-ood40/gru@10k/seed0.json   reproduce one record
     mlwm check --plugin my_plugin.py                 the contract checks on a plugin
     mlwm export --dataset rsk --format parquet OUT   a dataset's splits as files
     mlwm explain --dataset sparse_parity --model mlp   attributions against the truth
@@ -471,17 +471,29 @@ def _tuned(plan: Any, options: Any, console: Any = None, reuse_only: bool = Fals
     return plan
 
 
-def _facts(plan: Any) -> Any:
+def _facts(plan: Any, options: Any) -> Any:
     """What the plan knows that the tables show (current configurations, pairs that
-    cannot run, compatible pairs per dataset, the suite's published contrasts)."""
+    cannot run, compatible pairs per dataset, the suite's published contrasts, and the
+    current cells of the suite that trains its not-converged rows longer, where that
+    suite has records in the results folder)."""
     from .report.build import PlanFacts
 
     expected: dict[str, set[str]] = {}
     for c in plan.cells:
         expected.setdefault(c.dataset.id, set()).add(c.model.id)
+    longer, longer_current = plan.suite.longer, None
+    if longer and (Path(options.results_dir) / "runs" / longer).is_dir():
+        from .run.plan import plan_suite
+        from .run.suite import load_suite
+
+        long_plan = _tuned(plan_suite(load_suite(longer)), options, reuse_only=True)
+        longer_current = long_plan.current_hashes()
+    elif longer:
+        longer = ""  # no records of it here (results-local/): no section
     return PlanFacts(current=plan.current_hashes(), cannot_run=plan.cannot_run,
                      incompatible=plan.incompatible, expected=expected,
-                     contrasts=list(plan.suite.contrasts))
+                     contrasts=list(plan.suite.contrasts), longer=longer,
+                     longer_current=longer_current)
 
 
 def _left_out_lines(plan: Any) -> list[str]:
@@ -551,7 +563,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             statuses[status] = statuses.get(status, 0) + 1
     wall = time.perf_counter() - t0
     t1 = time.perf_counter()
-    board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan))
+    board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan, options))
     if ran == len(plan.cells):  # only a whole run's timing stands for the suite's cost:
         # a resumed or rebuilt run never overwrites it (read by benchmarks.perf.suite_time)
         from .run.files import write_text_atomic
@@ -605,7 +617,7 @@ def _benchmark_on_cluster(args: argparse.Namespace, plan: Any, options: Any) -> 
         except Exception as exc:  # a task that died: its cell has no record, rerun resumes it
             print(f"array task {job.job_id} failed: {str(exc).strip().splitlines()[-1][:300]}")
             statuses["task failed"] = statuses.get("task failed", 0) + 1
-    board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan))
+    board = build_leaderboard(options.results_dir, suite.name, facts=_facts(plan, options))
     summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     print(f"{len(jobs)} cells ({summary or 'none'}); leaderboard: {board.paths[0]}")
     return 0
@@ -618,8 +630,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .run.plan import plan_suite
 
     plan = plan_suite(_load_suite(args))
-    plan = _tuned(plan, RunOptions(results_dir=Path(args.results)), reuse_only=True)
-    board = build_leaderboard(args.results, plan.suite.name, facts=_facts(plan))
+    options = RunOptions(results_dir=Path(args.results))
+    plan = _tuned(plan, options, reuse_only=True)
+    board = build_leaderboard(args.results, plan.suite.name, facts=_facts(plan, options))
     for path, why in board.problems:
         print(f"left out {path}: {why}", file=sys.stderr)
     if board.stale:
@@ -796,8 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="rebuild the cached views and tasks")
     p.set_defaults(func=cmd_list)
 
-    def hardware(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--results", default="results", help="results folder (default: results)")
+    def hardware(p: argparse.ArgumentParser, results: str = "results") -> None:
+        p.add_argument("--results", default=results, help=f"results folder (default: {results})")
         p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
         p.add_argument("--devices", default=1, type=int, help="devices per cell (DDP when > 1)")
         p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
@@ -817,8 +830,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile each backbone: default, reduce-overhead (CUDA "
                             "graphs on GPU) or max-autotune")
 
-    def suite_arguments(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--suite", default="default", help="built-in suite name or a .toml path")
+    def suite_arguments(p: argparse.ArgumentParser, default: str = "default") -> None:
+        p.add_argument("--suite", default=default,
+                       help=f"built-in suite name or a .toml path (default: {default})")
         p.add_argument("--suite-name", metavar="NAME",
                        help="the name a suite file's records go under (default: its file "
                             "name; a file named like a built-in suite needs it)")
@@ -890,7 +904,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-task", type=int, default=2)
     g.add_argument("--mem-gb", type=int, default=8)
     g.add_argument("--no-wait", action="store_true", help="submit and return")
-    hardware(p)
+    hardware(p, results="results-local")  # the committed reference only when asked
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("rerun", help="rerun the cell of a record and compare its metrics")
@@ -901,7 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("leaderboard", help="rebuild the leaderboard from the records")
-    suite_arguments(p)
+    suite_arguments(p, default="reference")
     p.add_argument("--results", default="results")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -910,7 +924,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated model ids (wildcards allowed, e.g. 'gru@*')")
     p.add_argument("--datasets", default="*", metavar="PATTERN",
                    help="wildcard over dataset ids (default: all)")
-    suite_arguments(p)
+    suite_arguments(p, default="reference")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--alpha", type=float, default=0.05,
                    help="significance level (default: 0.05)")

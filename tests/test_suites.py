@@ -1,4 +1,7 @@
-"""The built-in suites: each loads, and `default` reuses exactly the cells `tuned` searched."""
+"""The built-in suites: each loads; `tuned` searched exactly the datasets, models and
+budget of `reference`; every cell of `default` (what `make benchmark` runs) is a cell of
+`reference`, so the comparison at its end finds a committed record for each; and the
+`extends` mechanism they use."""
 
 from __future__ import annotations
 
@@ -6,9 +9,11 @@ import dataclasses
 
 import pytest
 
+from benchmarks.errors import UserError
+from benchmarks.run.plan import plan_suite
 from benchmarks.run.suite import load_suite
 
-BUILT_IN = ("smoke", "default", "tuned", "full")
+BUILT_IN = ("smoke", "default", "reference", "tuned", "full")
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -17,15 +22,30 @@ def test_every_built_in_suite_loads(name):
     assert suite.datasets and suite.models
 
 
-def test_default_runs_the_datasets_models_and_budget_that_tuned_searched():
-    default, tuned = load_suite("default"), load_suite("tuned")
-    assert default.tuned_from == "tuned" and tuned.tuning.get("trials", 0) >= 1
+def test_the_reference_runs_the_datasets_models_and_budget_that_tuned_searched():
+    reference, tuned = load_suite("reference"), load_suite("tuned")
+    assert reference.tuned_from == "tuned" and tuned.tuning.get("trials", 0) >= 1
+    assert not tuned.tuned_from and not tuned.explain and not tuned.contrasts
     strip = lambda d: dataclasses.replace(d, seeds=None)  # noqa: E731  (seeds may differ)
-    assert [strip(d) for d in default.datasets] == [strip(d) for d in tuned.datasets]
-    assert default.models == tuned.models  # parameter budgets included (model@10k, ...)
-    assert default.budget == tuned.budget
-    assert default.data_seeds == tuned.data_seeds == "follow"
-    assert tuned.seeds[0] == default.seeds[0]  # the search's seed is one the default runs
+    assert [strip(d) for d in reference.datasets] == [strip(d) for d in tuned.datasets]
+    assert reference.models == tuned.models  # parameter budgets included (model@10k, ...)
+    assert reference.budget == tuned.budget
+    assert reference.data_seeds == tuned.data_seeds == "follow"
+    assert tuned.seeds == (0,) and all(d.seeds is None for d in tuned.datasets)
+
+
+def test_every_cell_of_default_is_a_cell_of_the_reference():
+    """Same dataset, model, seed and configuration hash: the record committed in results/
+    is the one `make benchmark` reproduces, and the tuned choice it reuses is the same."""
+    default, reference = load_suite("default"), load_suite("reference")
+    assert default.tuned_from == reference.tuned_from == "tuned"
+    key = lambda c: (c.dataset.id, c.model.id, c.seed, c.config_hash)  # noqa: E731
+    mine = {key(c) for c in plan_suite(default).cells}
+    theirs = {key(c) for c in plan_suite(reference).cells}
+    assert mine and mine <= theirs and mine != theirs
+    assert {m for _, m, _, _ in mine if "@" in m} == \
+        {m for _, m, _, _ in theirs if m.endswith("@10k")}  # one budget, every family
+    assert {(d, s) for d, _, s, _ in mine} == {(d, s) for d, _, s, _ in theirs}  # every seed
 
 
 def test_every_published_contrast_names_models_of_its_suite():
@@ -36,3 +56,59 @@ def test_every_published_contrast_names_models_of_its_suite():
             assert c["dataset"] in {d.id for d in suite.datasets}, (name, c["name"])
             for model in c["models"]:
                 assert model in ids, (name, c["name"], model)
+
+
+# -- extends -------------------------------------------------------------------------------
+BASE = """description = "base"
+seeds = [0, 1, 2]
+param_budgets = [1000, 5000]
+[budget]
+max_epochs = 7
+[[datasets]]
+name = "parity"
+params = { n = 8 }
+seeds = [0, 1, 2, 3, 4]
+[[datasets]]
+name = "descents"
+[[models]]
+name = "mlp"
+[[models]]
+name = "mlp"
+id = "wide"
+param_budgets = [20000]
+[[contrasts]]
+name = "c"
+dataset = "parity"
+models = ["mlp", "wide", "constant"]
+"""
+
+
+def test_a_suite_extends_another_with_its_own_keys_winning(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE)
+    (tmp_path / "child.toml").write_text('extends = "base.toml"\ndescription = "child"\n'
+                                         'seeds = [0]\nparam_budgets = [1000]\n'
+                                         '[budget]\npatience = 3\n')
+    base, child = load_suite(str(tmp_path / "base.toml")), load_suite(str(tmp_path / "child.toml"))
+    assert child.name == "child" and child.description == "child"
+    assert child.budget == dataclasses.replace(base.budget, patience=3)  # [budget] merged
+    assert child.budget.max_epochs == 7
+    assert [d.params for d in child.datasets] == [d.params for d in base.datasets]
+    assert child.seeds == (0,) and all(d.seeds is None for d in child.datasets)  # seed 0 everywhere
+    assert base.datasets[0].seeds == (0, 1, 2, 3, 4)
+    assert [m.id for m in base.models] == ["mlp@1k", "mlp@5k", "wide@20k"]
+    assert [m.id for m in child.models] == ["mlp@1k", "wide@20k"]  # its own budgets kept
+    # a contrast's model without a budget is the suite's largest budget of it
+    assert base.contrasts[0]["models"] == ["mlp@5k", "wide@20k", "constant"]
+    assert child.contrasts[0]["models"] == ["mlp@1k", "wide@20k", "constant"]
+
+
+def test_extends_errors_are_one_line(tmp_path):
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n' + BASE)
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n' + BASE)
+    (tmp_path / "c.toml").write_text('extends = "no-such-suite"\n' + BASE)
+    (tmp_path / "d.toml").write_text('extends = 3\n' + BASE)
+    for name, words in (("a", "circle"), ("c", "unknown suite 'no-such-suite'"),
+                        ("d", "extends must be a suite name")):
+        with pytest.raises(UserError) as err:
+            load_suite(str(tmp_path / f"{name}.toml"))
+        assert words in str(err.value) and "\n" not in str(err.value), str(err.value)

@@ -28,7 +28,7 @@ SCRIPTS = {
     "vectorised": "Seeds trained as one vectorised model (torch.func) against one by one",
     "batch_scale": "Larger batches with a scaled learning rate against the suite's batches",
     "compile": "torch.compile of the backbone against eager",
-    "suite_time": "The default suite's wall time: training steps against the rest",
+    "suite_time": "The suites' wall time: training steps against the rest",
     "startup": "Start-up: one-line errors and `mlwm list` in fresh processes",
     "stacked_trials": "Trials and seeds trained as one stacked model against one by one",
     "families": "The expensive families: seconds per epoch before and after their fast paths",

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--scales", default="1,4")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--pairs", default=PAIRS)
-    parser.add_argument("--suite", default="default")
+    parser.add_argument("--suite", default="reference")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument("--accelerator", default="cpu", help="cpu, or gpu where one is visible")
     args = parser.parse_args()

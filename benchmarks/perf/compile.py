@@ -50,7 +50,7 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     quiet_lightning()
-    suite = load_suite("default")
+    suite = load_suite("reference")
     small, big = (int(e) for e in args.epochs.split(","))
     cache = DataModuleCache()
     print(f"| dataset · model | eager s/epoch | compiled s/epoch | per-epoch speedup | "

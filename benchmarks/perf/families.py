@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    suite = load_suite("default")
+    suite = load_suite("reference")
     print(f"| dataset · model | steps/epoch | before s/epoch | after s/epoch | speedup | "
           f"max \\|out diff\\| | (before = {args.before}, median of {args.repeats}, "
           f"threads {torch.get_num_threads()}) |")

@@ -43,7 +43,7 @@ def scaled_cell(pair: str, scale: int, epochs: int):
     from benchmarks.run.plan import make_cell
     from benchmarks.run.suite import load_suite
 
-    cell = cells_for(pair, load_suite("default"), [0], max_epochs=epochs, min_epochs=0,
+    cell = cells_for(pair, load_suite("reference"), [0], max_epochs=epochs, min_epochs=0,
                      patience=0, max_time_s=0.0)[0]
     params = dict(cell.dataset.params)
     if "n_train" not in params:

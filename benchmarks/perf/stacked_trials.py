@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--skip-seeds", action="store_true")
     args = parser.parse_args()
     quiet_lightning()
-    suite = load_suite("default")
+    suite = load_suite("reference")
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(results_dir=Path(tmp), hardware=Hardware("cpu"))
         warm = fixed_work(args.pairs.split(",")[0], suite, 1)  # imports, allocator, caches

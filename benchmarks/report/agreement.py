@@ -92,7 +92,11 @@ def agreement(mine: list[RunRecord], theirs: list[RunRecord], tolerance: float =
 
 def compare_runs(results: str | Path, reference: str | Path, suite: str,
                  tolerance: float = 0.01) -> Agreement:
-    """Agreement of a suite's records in `results` with those in `reference`."""
+    """Agreement of a suite's records in `results` with the records of the same cells in
+    `reference`, whichever suite ran them there (a cell is its configuration, not its
+    suite: `default`'s cells are the reference's at one budget); the same suite's record
+    is preferred where two suites hold one cell."""
     mine, _ = load_records(Path(results) / "runs", suite)
-    theirs, _ = load_records(Path(reference) / "runs", suite)
+    theirs, _ = load_records(Path(reference) / "runs")
+    theirs.sort(key=lambda r: r.suite == suite)  # last wins below: the same suite's
     return agreement(mine, theirs, tolerance)

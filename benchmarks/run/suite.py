@@ -29,10 +29,22 @@
     view = "vector"                      # optional: read this view (here the dataset's own
                                          # vector encoding, not the one-hot tokens)
 
+    longer = "reference-long"            # optional: a suite that reruns this one's
+                                         # not-converged rows with a larger epoch cap
+
     [[contrasts]]                        # a published result, shown as its own table
     name = "MNIST-1D: CNN > GRU > MLP > logistic"
     dataset = "mnist1d"
-    models = ["cnn1d@100k", "gru@100k", "mlp@100k", "linear"]
+    models = ["cnn1d", "gru", "mlp", "linear"]   # a family's largest budget (cnn1d@100k),
+                                                 # or name one (cnn1d@10k)
+
+A suite can extend another (`extends = "reference"`, a built-in name or a path relative
+to the file): it has the other's keys, with its own top-level keys in their place (and
+its own [budget] keys in place of the other's, one by one). Its
+`seeds`, if given, replace every dataset's seeds as well (so `seeds = [0]` is seed 0
+everywhere); its `param_budgets`, if given, replace the other's for every model that
+does not name its own. `make benchmark`'s `default` is `reference` at one budget, and
+`tuned` is `reference`'s search: both extend it, so their cells cannot drift apart.
 
 Every model runs on every dataset it is compatible with; the registered baseline models
 (those that declare baseline=True) are added unless `baseline = false`. Ids (a dataset's
@@ -105,11 +117,14 @@ class Suite:
     contrasts: tuple[dict[str, Any], ...] = ()  # published results the reference shows
     explain: tuple[str, ...] = ()  # attribution methods after each cell of a dataset that
                                    # declares ground truth (explain = true: all of them)
+    longer: str = ""  # a suite that trains this one's not-converged rows longer: the
+                      # leaderboard sets them side by side where its records are
 
 
 _TOP_KEYS = {"description": str, "seeds": list, "budget": dict, "datasets": list,
              "models": list, "baseline": bool, "param_budgets": list, "data_seeds": str,
-             "tuning": dict, "tuned_from": str, "contrasts": list, "explain": object}
+             "tuning": dict, "tuned_from": str, "contrasts": list, "explain": object,
+             "longer": str}
 _DATASET_KEYS = {"name": str, "id": str, "params": dict, "budget": dict, "rows": dict,
                  "seeds": list}
 _MODEL_KEYS = {"name": str, "id": str, "hparams": dict, "datasets": list,
@@ -268,6 +283,8 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
                                       m.get("view")))
     if not datasets or not models:
         raise UserError(f"{where}: a suite needs at least one [[datasets]] and one [[models]]")
+    contrasts = [{**c, "models": [_contrast_model(f"{where}: contrast {c['name']!r}", m, models)
+                                  for m in c["models"]]} for c in contrasts]
     explain = data.get("explain", False)
     methods = ("saliency", "ig", "shap", "permutation")
     if explain is True:
@@ -277,10 +294,28 @@ def parse_suite(data: dict[str, Any], name: str, where: str | None = None) -> Su
     elif not (isinstance(explain, list) and set(explain) <= set(methods)):
         raise UserError(f"{where}: explain must be true, false or a list of methods "
                         f"({', '.join(methods)}); got {explain!r}")
+    longer = data.get("longer", "")
+    if longer and id_problem(longer):
+        raise UserError(f"{where}: longer names a suite: {id_problem(longer)}")
     return Suite(name, data.get("description", ""), tuple(seeds), budget, tuple(datasets),
                  tuple(models), baseline=data.get("baseline", True), explain=tuple(explain),
                  data_seeds=data.get("data_seeds", "follow"), tuning=dict(tuning),
-                 tuned_from=data.get("tuned_from", ""), contrasts=tuple(contrasts))
+                 tuned_from=data.get("tuned_from", ""), contrasts=tuple(contrasts),
+                 longer=longer)
+
+
+def _contrast_model(where: str, given: Any, models: list[ModelConfig]) -> str:
+    """A contrast's model id: as given where the suite has it; a model's id without a
+    budget ("cnn1d", "mlp-scalar") stands for its largest budget in this suite."""
+    ids = {m.id for m in models}
+    if not isinstance(given, str):
+        raise UserError(f"{where}: models must be a list of model ids, got {given!r}")
+    if given in ids or given == "constant" or "@" in given:
+        return given  # ids with a budget and baselines are checked where the table is built
+    sized = [m for m in models if m.id.split("@")[0] == given and m.param_budget is not None]
+    if sized:
+        return max(sized, key=lambda m: m.param_budget).id
+    return given
 
 
 def _scalable(model: str) -> bool:
@@ -326,17 +361,7 @@ def load_suite(name_or_path: str, suite_name: str | None = None) -> Suite:
     write over that suite's records (the committed reference): it needs `suite_name`,
     either another name or, to replace them on purpose, the built-in's own."""
     path = resolve_suite_path(name_or_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"suite file {path} is not UTF-8 text ({exc.reason} at byte "
-                        f"{exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise UserError(f"suite file {path} cannot be read ({exc.strerror or exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"suite file {path}: TOML syntax error: {exc}") from exc
+    data = _read_extended(path, ())
     builtin = path.resolve().parent == SUITES_DIR.resolve()
     name = suite_name or path.stem
     if suite_name is None and not builtin and path.stem in available_suites():
@@ -346,3 +371,49 @@ def load_suite(name_or_path: str, suite_name: str | None = None) -> Suite:
                         "purpose")
     suite = parse_suite(data, name, where=f"suite file {path}")
     return dataclasses.replace(suite, path=str(path))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"suite file {path} is not UTF-8 text ({exc.reason} at byte "
+                        f"{exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"suite file {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"suite file {path}: TOML syntax error: {exc}") from exc
+
+
+def _read_extended(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A suite file's table with the suite it extends merged under it (see the module
+    docstring): its own top-level keys win; its seeds replace every dataset's seeds."""
+    data = _read_toml(path)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    where = f"suite file {path}"
+    if not isinstance(base_name, str):
+        raise UserError(f"{where}: extends must be a suite name or a .toml path, got "
+                        f"{base_name!r}")
+    relative = path.parent / base_name
+    try:
+        base_path = relative if relative.suffix == ".toml" and relative.is_file() \
+            else resolve_suite_path(base_name)
+    except UserError as exc:
+        raise UserError(f"{where}: extends: {exc}") from None
+    resolved = base_path.resolve()
+    if resolved in chain or resolved == path.resolve():
+        names = " -> ".join(p.stem for p in (*chain, path.resolve(), resolved))
+        raise UserError(f"{where}: extends goes round in a circle ({names}); a suite "
+                        "cannot extend itself")
+    base = _read_extended(base_path, (*chain, path.resolve()))
+    if "seeds" in data and "datasets" not in data:
+        base["datasets"] = [{k: v for k, v in d.items() if k != "seeds"} if isinstance(d, dict)
+                            else d for d in base.get("datasets", [])]
+    merged = {**base, **data}
+    if isinstance(base.get("budget"), dict) and isinstance(data.get("budget"), dict):
+        merged["budget"] = {**base["budget"], **data["budget"]}  # [budget] keys one by one
+    return merged
