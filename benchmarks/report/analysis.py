@@ -13,6 +13,7 @@ from typing import Any
 from .aggregates import DatasetMarks, ModalityAggregate, aggregates, dataset_marks
 from .attributions import DatasetAttributions, attributions
 from .contrasts import Contrast, contrasts
+from .longer import Longer, longer_section
 from .rows import Row, by_dataset
 from .significance import ALPHA, DatasetTests, PredictionStore, dataset_tests
 
@@ -38,6 +39,8 @@ class Analysis:
     contrasts: list[Contrast] = field(default_factory=list)
     # datasets with explain files only: empty, the leaderboard has no Attributions section
     attributions: dict[tuple[str, str], DatasetAttributions] = field(default_factory=dict)
+    # the not-converged rows beside their longer runs (a suite's `longer`); None: no section
+    longer: Longer | None = None
     alpha: float = ALPHA
 
 
@@ -52,9 +55,11 @@ def coverage(group: list[Row], expected: Iterable[str]) -> Coverage:
 
 def analyse(rows: list[Row], expected: dict[str, set[str]] | None = None,
             contrast_specs: Iterable[dict[str, Any]] = (), alpha: float = ALPHA,
-            store: PredictionStore | None = None) -> Analysis:
+            store: PredictionStore | None = None,
+            longer: tuple[str, list[Row]] | None = None) -> Analysis:
     """Tests, marks, coverage, aggregates, contrasts and attributions of a leaderboard's
-    rows."""
+    rows; with longer = (suite, its rows), the not-converged rows beside their longer
+    runs."""
     store = store or PredictionStore()
     groups = by_dataset(rows)
     out = Analysis(rows, groups, alpha=alpha)
@@ -66,4 +71,6 @@ def analyse(rows: list[Row], expected: dict[str, set[str]] | None = None,
     out.aggregates = aggregates(groups, out.marks, alpha)
     out.contrasts = contrasts(list(contrast_specs), groups, store, alpha)
     out.attributions = attributions(groups, out.tests)
+    if longer is not None and longer[1]:
+        out.longer = longer_section(longer[0], groups, out.tests, longer[1], store, alpha)
     return out

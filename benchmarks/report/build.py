@@ -38,6 +38,9 @@ class PlanFacts:
         expected (the published claim; "tie" for models expected to be indistinguishable)
         and split ("test", the default, or "ood_test").
     alpha: the level of every paired test and of the Friedman test.
+    longer, longer_current: the suite that trains this suite's not-converged rows longer
+        (plan.suite.longer) and its current configurations; its records in the same
+        results folder make the section that sets those rows beside their longer runs.
     """
 
     current: dict[tuple[str, str, int], str] | None = None
@@ -46,12 +49,20 @@ class PlanFacts:
     expected: dict[str, set[str]] | None = None
     contrasts: list[dict[str, Any]] = field(default_factory=list)
     alpha: float = ALPHA
+    longer: str = ""  # the suite that trains the not-converged rows longer (its records here)
+    longer_current: dict[tuple[str, str, int], str] | None = None  # its current cells
 
 
 def output_dir(results_dir: str | Path, suite: str) -> Path:
-    """The default suite's tables sit in results/; other suites' in results/suites/<name>/."""
+    """Where a suite's tables go: the top of the results folder for the reference (what
+    results/ holds) and for the default suite (what results-local/ holds), unless the
+    folder holds the reference's records, whose tables the default's must not replace;
+    every other suite's in <results>/suites/<name>/."""
     results_dir = Path(results_dir)
-    return results_dir if suite == "default" else results_dir / "suites" / suite
+    if suite == "reference" or (suite == "default"
+                                and not (results_dir / "runs" / "reference").is_dir()):
+        return results_dir
+    return results_dir / "suites" / suite
 
 
 def _warn_plots(exc: Exception) -> None:
@@ -156,6 +167,12 @@ def build_leaderboard(results_dir: str | Path, suite: str, out_dir: str | Path |
     if facts.current is not None:
         records, stale = current_only(records, facts.current)
     rows = aggregate(records)
+    longer = None
+    if facts.longer:
+        long_records, _ = load_records(Path(results_dir) / "runs", facts.longer)
+        if facts.longer_current is not None:
+            long_records, _ = current_only(long_records, facts.longer_current)
+        longer = (facts.longer, aggregate(long_records))
     out = Path(out_dir) if out_dir else output_dir(results_dir, suite)
     job = None
     if plots:  # drawn in child processes while the tests run here
@@ -166,7 +183,7 @@ def build_leaderboard(results_dir: str | Path, suite: str, out_dir: str | Path |
         except Exception as exc:
             _warn_plots(exc)
     try:
-        a = analyse(rows, facts.expected, facts.contrasts, facts.alpha)
+        a = analyse(rows, facts.expected, facts.contrasts, facts.alpha, longer=longer)
     except BaseException:  # Ctrl-C or a bug: no drawing child outlives the build
         if job is not None:
             job.cancel()

@@ -33,6 +33,8 @@ from .tables import (
     dataset_heading,
     dataset_notes,
     dataset_table,
+    longer_lines,
+    longer_table,
     summary_table,
 )
 
@@ -185,6 +187,11 @@ def html_page(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
                 out.append(f'<div class="plots"><img src="{png_data_uri(png)}" alt="attribution '
                            f'heat map, {esc(section.label)}: {esc(h.model_id)}, '
                            f'{esc(h.method)}"></div>')
+    if a.longer is not None:  # after the attributions, before the grid, as in the Markdown
+        out.append("<h2>Not converged: the same rows trained longer</h2>")
+        out += [f'<p class="note">{esc(line.replace("`", ""))}</p>'
+                for line in longer_lines(a.longer)]
+        out.append(html_table(longer_table(a.longer)))
     out += ["<h2>Full grid</h2>", html_table(summary_table(a, cannot_run))]
     for key, group in a.groups.items():
         title, metric_line = dataset_heading(group)

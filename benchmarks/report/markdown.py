@@ -43,6 +43,8 @@ from .tables import (
     dataset_table,
     fmt,
     fmt_ci,
+    longer_lines,
+    longer_table,
     solved_text,
     status_text,
     summary_table,
@@ -188,6 +190,10 @@ def markdown(a: Analysis, suite: str, problems: list[tuple[Path, str]] = (),
             if png is not None:  # our own file name (plot_stem), relative to the page
                 rel = png.relative_to(base).as_posix() if base else png.name
                 out += [md_image(_heatmap_alt(section), rel), ""]
+    if a.longer is not None:
+        out += ["## Not converged: the same rows trained longer", ""]
+        out += [md_paragraph(line) + "\n" for line in longer_lines(a.longer)]
+        out += md_table(longer_table(a.longer)) + [""]
     out += ["## Full grid", ""] + md_table(summary_table(a, cannot_run)) + [""]
     for key, group in a.groups.items():
         title, metric_line = dataset_heading(group)
@@ -217,6 +223,7 @@ CSV_FIELDS = ["dataset", "dataset_version", "modality", "model", "model_name", "
               "vs_best", "vs_best_p_holm", "vs_baseline", "vs_baseline_p_holm",
               "vs_best_detail", "vs_baseline_detail", "mcnemar_p_vs_best",
               "mcnemar_p_vs_baseline", "saturated", "solved_by_linear", "not_converged",
+              "longer_test_mean", "longer_epochs_mean", "longer_vs_best", "longer_vs_best_p_holm",
               "n_params", "train_s_mean", "epochs_mean", "n_failed", "n_skipped", "status",
               "secondary", "hparams", "budget"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
@@ -288,11 +295,15 @@ def to_csv(a: Analysis) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
+    longer = {(x.short.dataset_id, x.short.dataset_version, x.short.model_id): x
+              for x in (a.longer.rows if a.longer else [])}
     for key, group in a.groups.items():
         tests, marks = a.tests[key], a.marks[key]
         for r in group:
             vs_best, vs_base = tests.vs_best(r.model_id), tests.vs_baseline(r.model_id)
             stuck = r.not_converged()
+            long = longer.get((*key, r.model_id))
+            long_t = long.vs_best_long if long else None
             # numbers as fixed-point text (6 digits) so that the file diffs cleanly;
             # verdict words beside corrected p's; the test in full for who wants it
             line = {
@@ -324,6 +335,11 @@ def to_csv(a: Analysis) -> str:
                 if vs_base and vs_base.mcnemar else "",
                 "saturated": marks.saturated, "solved_by_linear": marks.solved_by_linear,
                 "not_converged": bool(stuck),
+                "longer_test_mean": fmt(mean(long.long.test), 6) if long else "",
+                "longer_epochs_mean": fmt(mean(long.long.epochs), 2) if long else "",
+                "longer_vs_best": _verdict_word(long_t, VS_BEST) if long else "",
+                "longer_vs_best_p_holm": fmt(long_t.p_holm, 6) if long_t and long_t.tested
+                else "",
                 "n_params": r.n_params if r.n_params is not None else "",
                 "train_s_mean": fmt(mean(r.train_s), 3), "epochs_mean": fmt(mean(r.epochs), 2),
                 "n_failed": len(r.failed), "n_skipped": len(r.skipped), "status": status_text(r),

@@ -14,6 +14,7 @@ from . import stats
 from .aggregates import ModalityAggregate, dataset_modality
 from .analysis import Analysis
 from .contrasts import Contrast
+from .longer import Longer
 from .rows import Row, dataset_label, mean
 from .significance import DatasetTests, PairTest, cell_text
 
@@ -352,3 +353,71 @@ LEGEND = ("Primary test metric (↑ higher is better, ↓ lower), mean over seed
           "or another task type), `failed`/`skipped` with the reason in the dataset's "
           "table. Aggregates rank models per modality over the datasets where every ranked "
           "model ran; saturated datasets (every model within 0.01 of the top) are left out.")
+
+
+# -- rows trained longer ------------------------------------------------------------------
+def _short_cap(row: Row) -> str:
+    caps = sorted({c for c in row.max_epochs if c is not None})
+    return "/".join(map(str, caps)) or "?"
+
+
+def longer_table(section: Longer) -> Table:
+    body = []
+    for r in section.rows:
+        stuck = r.long.not_converged()
+        epochs = mean(r.long.epochs) if r.long.epochs else None
+        status = (f"not converged ({stuck[0]} of {stuck[1]} seeds near the cap)" if stuck
+                  else "converged")
+        vs_short = "best" if r.best == r.short.model_id else cell_text(r.vs_best_short, VS_BEST)
+        vs_long = cell_text(r.vs_best_long, VS_BEST) if r.vs_best_long else "no test (no best)"
+        delta = (mean(r.long.test) - mean(r.short.test)) if r.long.test and r.short.test else None
+        body.append([
+            TableCell(r.short.dataset_id), TableCell(r.short.model_id),
+            TableCell(f"{fmt_ci(r.short.test)} ({_short_cap(r.short)} epochs)",
+                      mean(r.short.test) if r.short.test else None),
+            TableCell(vs_short, r.vs_best_short.p_holm if r.vs_best_short else None,
+                      title=comparison_detail(r.vs_best_short)),
+            TableCell(f"{fmt_ci(r.long.test)} (cap {r.long_cap})",
+                      mean(r.long.test) if r.long.test else None),
+            TableCell("" if delta is None else f"{delta:+.3f}", delta),
+            TableCell("" if epochs is None else f"{epochs:.0f}", epochs),
+            TableCell(status),
+            TableCell(vs_long + (" (changed)" if r.changed else ""),
+                      r.vs_best_long.p_holm if r.vs_best_long else None,
+                      title=comparison_detail(r.vs_best_long)),
+        ])
+    return Table(["dataset", "model", "test at the suite's budget", "vs best there",
+                  "test trained longer", "change", "epochs run", "longer run",
+                  "longer vs that best"], body)
+
+
+def longer_lines(section: Longer) -> list[str]:
+    """What the section shows, and its reading in numbers."""
+    n = len(section.rows)
+    caps = sorted({r.long_cap for r in section.rows if r.long_cap})
+    converged = sum(r.long.not_converged() is None for r in section.rows)
+    changed = [r for r in section.rows if r.changed]
+    gains = [mean(r.long.test) - mean(r.short.test) for r in section.rows
+             if r.long.test and r.short.test]
+    lines = [f"The rows flagged `not converged` (most seeds ended at the epoch cap with their "
+             f"best epoch near it), trained again by suite `{section.suite}`: the same cells "
+             f"(datasets, seeds and their data, tuned configurations, widths) with an epoch "
+             f"cap of {'/'.join(map(str, caps)) or '?'}. `longer vs that best` tests the "
+             "longer run against the dataset's best row at the suite's own budget, on the "
+             "same seeds and test rows (hierarchical paired bootstrap, "
+             f"{section.n_boot} resamples, Holm-corrected over the {n} comparisons of this "
+             "section)."]
+    if n:
+        lines.append(
+            f"Of {n} rows, {converged} converged when trained longer; the metric changed by "
+            f"{min(gains):+.3f} to {max(gains):+.3f} (mean {sum(gains) / len(gains):+.3f}); "
+            f"the verdict against the best changed for {len(changed)}"
+            + (": " + ", ".join(f"{r.short.dataset_id} · {r.short.model_id} "
+                                f"({VS_BEST[r.vs_best_short.verdict]} to "
+                                f"{VS_BEST[r.vs_best_long.verdict]})"
+                                for r in changed) if changed else "") + ".")
+    if section.missing:
+        lines.append(f"{len(section.missing)} flagged rows have no longer run in "
+                     f"`{section.suite}`: " + ", ".join(f"{r.dataset_id} · {r.model_id}"
+                                                        for r in section.missing) + ".")
+    return lines
