@@ -225,3 +225,14 @@ def test_normalised_score_and_solved_split():
     assert threshold == pytest.approx(0.98) and stats.solved_threshold("mse") == pytest.approx(0.02)
     split = stats.solved_split([1.0, 0.99, 0.51, 0.5, 0.985], threshold)
     assert (split.solved, split.total) == (3, 5) and split.unsolved_mean == pytest.approx(0.505)
+
+
+def test_p_values_are_never_rounded_across_a_usual_level():
+    """0.049956 passes alpha = 0.05; printed as 0.05 it would read as failing it."""
+    assert stats.fmt_p(0.049956) == "0.04996"
+    assert stats.fmt_p(0.0333) == "0.033" and stats.fmt_p(0.5) == "0.5"
+    assert stats.fmt_p(0.0104) == "0.01" and stats.fmt_p(0.009996) == "0.009996"
+    assert stats.fmt_p(1.0) == "1" and stats.fmt_p(0.05) == "0.05"
+    for p in (0.0009999, 0.00999, 0.0999, 0.04951, 0.0501):
+        text = stats.fmt_p(p)
+        assert all((float(text) < t) == (p < t) for t in stats.P_THRESHOLDS), (p, text)

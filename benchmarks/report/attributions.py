@@ -130,7 +130,7 @@ def learned(row: Row, group: list[Row], tests: DatasetTests | None) -> tuple[boo
     if t is not None and t.tested:
         words = {stats.WIN: "better than", stats.TIE: "not significantly different from",
                  stats.LOSS: "worse than"}
-        return t.verdict == stats.WIN, f"{words[t.verdict]} the baseline, p={t.p_holm:.2g}"
+        return t.verdict == stats.WIN, f"{words[t.verdict]} the baseline, p={stats.fmt_p(t.p_holm)}"
     score = normalised(row, group) if row.ok else math.nan
     if math.isfinite(score):
         return score >= LEARNED_SCORE, f"normalised score {score:.2f}"

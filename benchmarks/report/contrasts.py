@@ -103,7 +103,7 @@ def _outcome(c: Contrast, pairs: list[tuple[str, str]], missing: list[str]) -> t
     """The contrast's reading and the reason, from its adjacent comparisons."""
     verdicts = [t.verdict if t is not None else None for t in c.steps]
     if c.expects_tie:
-        differ = [f"{a} and {b} differ (corrected p = {t.p_holm:.2g})"
+        differ = [f"{a} and {b} differ (corrected p = {stats.fmt_p(t.p_holm)})"
                   for (a, b), t in zip(pairs, c.steps, strict=True)
                   if t is not None and t.verdict in (stats.WIN, stats.LOSS)]
         if differ:
@@ -112,7 +112,7 @@ def _outcome(c: Contrast, pairs: list[tuple[str, str]], missing: list[str]) -> t
             return HOLDS, ("no adjacent pair differs significantly (a tie is no proof of "
                            "equality)")
     else:
-        against = [f"{b} is significantly better than {a} (corrected p = {t.p_holm:.2g})"
+        against = [f"{b} is significantly better than {a} (corrected p = {stats.fmt_p(t.p_holm)})"
                    for (a, b), t in zip(pairs, c.steps, strict=True)
                    if t is not None and t.verdict == stats.LOSS]
         if against:
@@ -126,7 +126,7 @@ def _outcome(c: Contrast, pairs: list[tuple[str, str]], missing: list[str]) -> t
         if t is None or not t.tested:
             unresolved.append(f"{a} vs {b}: {t.reason if t else 'no test'}")
         elif t.verdict == stats.TIE and not c.expects_tie:
-            unresolved.append(f"{a} ≈ {b} (corrected p = {t.p_holm:.2g})")
+            unresolved.append(f"{a} ≈ {b} (corrected p = {stats.fmt_p(t.p_holm)})")
     return UNRESOLVED, "; ".join(unresolved)
 
 

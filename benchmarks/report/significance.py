@@ -375,4 +375,4 @@ def cell_text(t: PairTest | None, words: dict[str, str]) -> str:
         return ""
     if not t.tested:
         return t.short or "no test"
-    return f"{words[t.verdict]} (p={t.p_holm:.2g})"
+    return f"{words[t.verdict]} (p={stats.fmt_p(t.p_holm)})"

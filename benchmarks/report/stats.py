@@ -229,6 +229,19 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return multipletests(p, method="holm")[1]
 
 
+P_THRESHOLDS = (0.001, 0.01, 0.05, 0.1)
+
+
+def fmt_p(p: float) -> str:
+    """A p-value in two significant digits, or more where two would round it across a
+    usual level (0.049956 is 0.04996, not 0.05, which reads as not below 0.05)."""
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        if all((float(text) < t) == (p < t) for t in P_THRESHOLDS):
+            return text
+    return text
+
+
 def verdict(result: PairedTest, alpha: float = 0.05, higher_is_better: bool | None = None,
             p: float | None = None) -> str:
     """"win" (A better), "loss" (B better) or "tie", from A's side.

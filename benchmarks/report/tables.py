@@ -110,10 +110,10 @@ def comparison_detail(t: PairTest | None) -> str:
         return f"no test: {t.reason}"
     r = t.result
     text = (f"{r.method}: {t.a} - {t.b} = {r.difference:+.4f}, 95% interval "
-            f"[{r.ci[0]:+.4f}, {r.ci[1]:+.4f}], p = {r.p:.2g}, Holm-corrected over "
-            f"{t.family}: {t.p_holm:.2g} ({r.n_seeds} seeds, {r.n_rows} rows)")
+            f"[{r.ci[0]:+.4f}, {r.ci[1]:+.4f}], p = {stats.fmt_p(r.p)}, Holm-corrected over "
+            f"{t.family}: {stats.fmt_p(t.p_holm)} ({r.n_seeds} seeds, {r.n_rows} rows)")
     if t.mcnemar is not None:
-        text += f"; {t.mcnemar.method}: p = {t.mcnemar.p:.2g} (uncorrected)"
+        text += f"; {t.mcnemar.method}: p = {stats.fmt_p(t.mcnemar.p)} (uncorrected)"
     return text
 
 
@@ -299,7 +299,7 @@ def aggregate_notes(agg: ModalityAggregate) -> list[str]:
                      + "; ".join(f"{m} ({why})" for m, why in agg.dropped) + ".")
     f = agg.friedman
     if f is not None and f.tested:
-        lines.append(f"Friedman test: chi-square = {f.statistic:.2f}, p = {f.p:.2g} "
+        lines.append(f"Friedman test: chi-square = {f.statistic:.2f}, p = {stats.fmt_p(f.p)} "
                      f"({len(f.models)} models, {len(f.datasets)} datasets); post-hoc "
                      f"{f.posthoc_method}, critical difference {f.critical_difference:.2f} in "
                      f"average rank at alpha = {f.alpha:g}.")
