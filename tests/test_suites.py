@@ -112,3 +112,45 @@ def test_extends_errors_are_one_line(tmp_path):
         with pytest.raises(UserError) as err:
             load_suite(str(tmp_path / f"{name}.toml"))
         assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+# -- a cell is its configuration: one suite's cells finished by another are adopted -------
+ADOPT_BASE = """seeds = [0, 1]
+baseline = false
+[budget]
+max_epochs = 2
+[[datasets]]
+name = "parity"
+params = { n = 8, n_train = 64, n_val = 16, n_test = 16 }
+[[models]]
+name = "mlp"
+[[models]]
+name = "linear"
+"""
+
+
+def test_a_suite_runs_none_of_the_cells_another_suite_of_the_folder_finished(tmp_path, capsys):
+    """`default` in results/ finds the reference's records of its cells: it copies them
+    (record, predictions) under its own name instead of training; a cell of another
+    configuration is trained."""
+    from benchmarks.cli import main
+    from benchmarks.run.records import read_record
+
+    (tmp_path / "base.toml").write_text(ADOPT_BASE)
+    (tmp_path / "child.toml").write_text('extends = "base.toml"\nseeds = [1]\n')
+    (tmp_path / "other.toml").write_text('extends = "base.toml"\n[budget]\nmax_epochs = 3\n')
+    results = tmp_path / "r"
+    assert main(["benchmark", "--suite", str(tmp_path / "base.toml"), "--results", str(results)]) == 0
+    capsys.readouterr()
+    assert main(["benchmark", "--suite", str(tmp_path / "child.toml"), "--results", str(results)]) == 0
+    assert "ran 0 cells" in capsys.readouterr().out
+    for model in ("mlp", "linear"):
+        base = read_record(results / f"runs/base/parity/{model}/seed1.json")
+        child = read_record(results / f"runs/child/parity/{model}/seed1.json")
+        assert child.suite == "child" and child.config_hash == base.config_hash
+        assert child.metrics == base.metrics and child.predictions == base.predictions
+        assert child.predictions_path().read_bytes() == base.predictions_path().read_bytes()
+    assert not (results / "runs/child/parity/mlp/seed0.json").exists()  # not its cell
+    assert (results / "suites/child/leaderboard.md").is_file()
+    assert main(["benchmark", "--suite", str(tmp_path / "other.toml"), "--results", str(results)]) == 0
+    assert "ran 4 cells" in capsys.readouterr().out  # another budget: other cells

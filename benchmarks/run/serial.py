@@ -1,10 +1,12 @@
 """Running a suite's cells in this process: resume (a cell whose record is current is
-not run again), claims (a cell another runner holds is left to it), seeds trained
-together where they can be, and one progress event per cell."""
+not run again, and one that another suite of the results folder finished is adopted
+from it), claims (a cell another runner holds is left to it), seeds trained together
+where they can be, and one progress event per cell."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .. import registry
@@ -13,7 +15,7 @@ from ..errors import UserError
 from ..train.outcome import TrainOutcome
 from .claims import Claim, clear_if_unheld, try_claim
 from .execute import RunOptions, prepare, run_cell, secondary_rank
-from .files import remove_debris
+from .files import explain_path, remove_debris, write_bytes_atomic
 from .plan import Cell, SuitePlan, make_datamodule
 from .records import RecordError, RunRecord, read_record
 
@@ -41,6 +43,42 @@ def finished_record(cell: Cell, options: RunOptions) -> RunRecord | None:
     return rec
 
 
+def adopt_record(cell: Cell, options: RunOptions) -> RunRecord | None:
+    """The same cell finished under another suite of this results folder, copied under
+    this suite: a cell is its configuration, not its suite (`default`'s cells are the
+    reference's), so a suite whose cells another suite ran runs none of them again. The
+    record is copied with its predictions (byte for byte, so their hash holds) and, where
+    this run explains, its attributions; the files beside it first, the record last.
+    Call it holding the cell's claim. None when no other suite has it, with --force, and
+    under DDP (a peer that did not adopt would train alone)."""
+    if options.force or options.hardware.devices > 1:
+        return None
+    own = cell.path(options.results_dir)
+    for other in sorted(Path(options.results_dir, "runs").glob(
+            f"*/{cell.dataset.id}/{cell.model.id}/{own.name}")):  # ids hold no glob characters
+        if other.parent.parent.parent.name == cell.suite:
+            continue
+        try:
+            rec = read_record(other)
+        except RecordError:
+            continue
+        if rec.config_hash != cell.config_hash or (rec.status == "failed"
+                                                    and options.retry_failed):
+            continue
+        preds = rec.predictions_path()
+        try:
+            if preds is not None:
+                write_bytes_atomic(own.with_name(preds.name), preds.read_bytes())
+            if options.explain and explain_path(other).is_file():
+                write_bytes_atomic(explain_path(own), explain_path(other).read_bytes())
+        except OSError:
+            continue  # a file beside it is missing or unreadable: run the cell instead
+        adopted = rec.model_copy(update={"suite": cell.suite})
+        adopted.write(own)
+        return read_record(own)
+    return None
+
+
 def claim_unfinished(cell: Cell, options: RunOptions
                      ) -> tuple[Claim | None, RunRecord | None]:
     """(claim, None) when this process now holds the unfinished cell (debris of a killed
@@ -54,8 +92,8 @@ def claim_unfinished(cell: Cell, options: RunOptions
     claim = try_claim(path)
     if claim is None:
         return None, None
-    done = finished_record(cell, options)  # it may have finished meanwhile
-    if done is not None:
+    done = finished_record(cell, options) or adopt_record(cell, options)  # it may have
+    if done is not None:                                                 # finished meanwhile
         claim.release()
         return None, done
     remove_debris(path)
